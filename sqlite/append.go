@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cairn-audit/cairn"
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+const insertEvent = `INSERT INTO events
+	(org_id, ctx_id, seq, id, event_time, action, kind, outcome,
+	 actor_type, actor_id, actor_email, target_type, target_id, group_id, leaf)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// Append implements cairn.Appender. All requests commit in one transaction
+// with one fsync (group commit happens above, in ingest).
+func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cairn.AppendResult, error) {
+	results := make([]cairn.AppendResult, len(reqs))
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.txErr("begin append", err)
+	}
+	defer tx.Rollback()
+
+	a := &appender{tx: tx}
+	if a.event, err = tx.PrepareContext(ctx, insertEvent); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if a.hash, err = tx.PrepareContext(ctx, `INSERT INTO hashes (ctx_id, idx, hash) VALUES (?, ?, ?)`); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if a.text, err = tx.PrepareContext(ctx, `INSERT INTO events_text (rowid, body) VALUES (?, ?)`); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	heads := map[int64]*head{}
+	for i, req := range reqs {
+		ref, err := s.resolve(ctx, tx, req.Org, req.Context)
+		if err != nil {
+			if cairn.ErrorCode(err) == cairn.ENotFound {
+				results[i].Err = err
+				continue
+			}
+			return nil, err
+		}
+		h := heads[ref.id]
+		if h == nil {
+			h = &head{ctxID: ref.id, pending: map[int64]tlog.Hash{}}
+			var root []byte
+			if err := tx.QueryRowContext(ctx, `SELECT size, root FROM contexts WHERE id = ?`, ref.id).Scan(&h.size, &root); err != nil {
+				return nil, fmt.Errorf("read head: %w", err)
+			}
+			heads[ref.id] = h
+		}
+		if req.IdempotencyKey != "" {
+			replayed, err := s.replay(ctx, tx, ref.id, req, &results[i])
+			if err != nil {
+				return nil, err
+			}
+			if replayed {
+				continue
+			}
+		}
+		committed := make([]cairn.Committed, len(req.Entries))
+		for j := range req.Entries {
+			c, err := a.appendEntry(ctx, ref, h, &req.Entries[j])
+			if err != nil {
+				return nil, err
+			}
+			committed[j] = c
+		}
+		results[i].Committed = committed
+		if req.IdempotencyKey != "" {
+			rec, _ := json.Marshal(committed)
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO idempotency (ctx_id, key, request_hash, results, created_at) VALUES (?, ?, ?, ?, ?)`,
+				ref.id, req.IdempotencyKey, req.RequestHash[:], rec, micros(s.cfg.Now())); err != nil {
+				return nil, fmt.Errorf("record idempotency key: %w", err)
+			}
+		}
+	}
+	for _, h := range heads {
+		if len(h.pending) == 0 {
+			continue
+		}
+		root, err := tlog.TreeHash(h.size, a.reader(ctx, h))
+		if err != nil {
+			return nil, fmt.Errorf("tree hash: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE contexts SET size = ?, root = ? WHERE id = ?`, h.size, root[:], h.ctxID); err != nil {
+			return nil, fmt.Errorf("update head: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.txErr("commit append", err)
+	}
+	return results, nil
+}
+
+func (s *Store) txErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if busy(err) {
+		return &cairn.Error{Code: cairn.EUnavailable, Message: "database is busy", Err: err}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// replay handles a request carrying an idempotency key that was seen before.
+func (s *Store) replay(ctx context.Context, tx *sql.Tx, ctxID int64, req *cairn.AppendRequest, res *cairn.AppendResult) (bool, error) {
+	var hash, rec []byte
+	err := tx.QueryRowContext(ctx, `SELECT request_hash, results FROM idempotency WHERE ctx_id = ? AND key = ?`,
+		ctxID, req.IdempotencyKey).Scan(&hash, &rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if string(hash) != string(req.RequestHash[:]) {
+		res.Err = cairn.Errorf(cairn.EConflict, "idempotency key %q was used with a different request body", req.IdempotencyKey)
+		return true, nil
+	}
+	var committed []cairn.Committed
+	if err := json.Unmarshal(rec, &committed); err != nil {
+		return false, fmt.Errorf("decode idempotency record: %w", err)
+	}
+	for i := range committed {
+		var leaf []byte
+		if err := tx.QueryRowContext(ctx, `SELECT leaf FROM events WHERE ctx_id = ? AND seq = ?`, ctxID, committed[i].Seq).Scan(&leaf); err != nil {
+			return false, fmt.Errorf("read replayed event: %w", err)
+		}
+		committed[i].LeafHash = tlog.RecordHash(leaf)
+	}
+	res.Committed = committed
+	res.Replayed = true
+	return true, nil
+}
+
+type appender struct {
+	tx                *sql.Tx
+	event, hash, text *sql.Stmt
+	leaf              []byte
+}
+
+// head is a context's tree during the transaction: the committed size plus
+// the hashes written so far, which tlog reads before they are committed.
+type head struct {
+	ctxID   int64
+	size    int64
+	pending map[int64]tlog.Hash
+}
+
+func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cairn.Entry) (cairn.Committed, error) {
+	e := en.Event
+	seq := h.size
+	a.leaf = en.Leaf.AppendBytes(a.leaf[:0], seq)
+	hashes, err := tlog.StoredHashes(seq, a.leaf, a.reader(ctx, h))
+	if err != nil {
+		return cairn.Committed{}, fmt.Errorf("stored hashes: %w", err)
+	}
+	id, err := uuid.Parse(e.ID)
+	if err != nil {
+		return cairn.Committed{}, fmt.Errorf("event id: %w", err)
+	}
+	var actorType, actorID, actorEmail, targetType, targetID, groupID any
+	if e.Actor != nil {
+		actorType, actorID, actorEmail = nullable(e.Actor.Type), nullable(e.Actor.ID), nullable(e.Actor.Email)
+	}
+	if e.Target != nil {
+		targetType, targetID = nullable(e.Target.Type), nullable(e.Target.ID)
+	}
+	if e.Group != nil {
+		groupID = nullable(e.Group.ID)
+	}
+	res, err := a.event.ExecContext(ctx, ref.orgID, ref.id, seq, id[:], micros(e.EventTime),
+		e.Action, e.Kind, e.Outcome, actorType, actorID, actorEmail, targetType, targetID, groupID, a.leaf)
+	if err != nil {
+		return cairn.Committed{}, fmt.Errorf("insert event: %w", err)
+	}
+	if body := searchText(e); body != "" {
+		gid, err := res.LastInsertId()
+		if err != nil {
+			return cairn.Committed{}, err
+		}
+		if _, err := a.text.ExecContext(ctx, gid, body); err != nil {
+			return cairn.Committed{}, fmt.Errorf("index text: %w", err)
+		}
+	}
+	base := tlog.StoredHashIndex(0, seq)
+	for k, hash := range hashes {
+		idx := base + int64(k)
+		h.pending[idx] = hash
+		if _, err := a.hash.ExecContext(ctx, h.ctxID, idx, hash[:]); err != nil {
+			return cairn.Committed{}, fmt.Errorf("insert hash: %w", err)
+		}
+	}
+	h.size = seq + 1
+	return cairn.Committed{ID: e.ID, Seq: seq, LeafHash: hashes[0]}, nil
+}
+
+// reader reads stored hashes through the transaction, seeing this
+// transaction's own writes first.
+func (a *appender) reader(ctx context.Context, h *head) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, idx := range indexes {
+			if hash, ok := h.pending[idx]; ok {
+				out[i] = hash
+				continue
+			}
+			var b []byte
+			if err := a.tx.QueryRowContext(ctx, `SELECT hash FROM hashes WHERE ctx_id = ? AND idx = ?`, h.ctxID, idx).Scan(&b); err != nil {
+				return nil, fmt.Errorf("read hash %d: %w", idx, err)
+			}
+			copy(out[i][:], b)
+			h.pending[idx] = out[i]
+		}
+		return out, nil
+	})
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// searchText is what the free-text index holds for an event: description,
+// title, names, and changed field names and values.
+func searchText(e *cairn.Event) string {
+	var b strings.Builder
+	add := func(s string) {
+		if s != "" {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(s)
+		}
+	}
+	add(e.Title)
+	add(e.Description)
+	if e.Actor != nil {
+		add(e.Actor.Name)
+	}
+	if e.Target != nil {
+		add(e.Target.Name)
+	}
+	if e.Group != nil {
+		add(e.Group.Name)
+	}
+	for _, c := range e.Changes {
+		add(c.Field)
+		add(scalarText(c.Old))
+		add(scalarText(c.New))
+	}
+	return b.String()
+}
+
+func scalarText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case bool, float64, int64, int:
+		return fmt.Sprint(v)
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}

@@ -1,0 +1,290 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cairn-audit/cairn"
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// GetEvent implements cairn.Store.
+func (s *Store) GetEvent(ctx context.Context, org, context, id string) (*cairn.StoredEvent, error) {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return nil, cairn.Errorf(cairn.ENotFound, "event %q not found", id)
+	}
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return nil, err
+	}
+	e := &cairn.StoredEvent{Org: org, Context: context, ID: uid.String()}
+	err = s.r.QueryRowContext(ctx, `SELECT gid, seq, leaf FROM events WHERE id = ? AND ctx_id = ?`, uid[:], ref.id).
+		Scan(&e.Cursor, &e.Seq, &e.Leaf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cairn.Errorf(cairn.ENotFound, "event %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	e.LeafHash = tlog.RecordHash(e.Leaf)
+	return e, nil
+}
+
+// MaxLimit is the largest page SearchEvents returns.
+const MaxLimit = 1000
+
+// SearchEvents implements cairn.Store.
+func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*cairn.Page, error) {
+	orgID, err := s.orgID(ctx, s.r, org)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit <= 0 || f.Limit > MaxLimit {
+		return nil, cairn.Errorf(cairn.EInvalid, "limit must be between 1 and %d", MaxLimit)
+	}
+	var where []string
+	args := []any{}
+	add := func(clause string, a ...any) {
+		where = append(where, clause)
+		args = append(args, a...)
+	}
+	from := "events e"
+	add("e.org_id = ?", orgID)
+	if f.Context != "" {
+		ref, err := s.resolve(ctx, s.r, org, f.Context)
+		if cairn.ErrorCode(err) == cairn.ENotFound {
+			return &cairn.Page{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		add("e.ctx_id = ?", ref.id)
+	}
+	if f.Action != "" {
+		add("e.action = ?", f.Action)
+	}
+	if f.ActionPrefix != "" {
+		// A range over the index instead of LIKE, which would need escaping
+		// and defeats the index under NOCASE rules.
+		add("e.action >= ? AND e.action < ?", f.ActionPrefix, f.ActionPrefix+"\U0010FFFF")
+	}
+	for _, c := range []struct{ col, val string }{
+		{"e.kind", f.Kind}, {"e.outcome", f.Outcome},
+		{"e.actor_id", f.ActorID}, {"e.actor_type", f.ActorType}, {"e.actor_email", f.ActorEmail},
+		{"e.target_type", f.TargetType}, {"e.target_id", f.TargetID}, {"e.group_id", f.GroupID},
+	} {
+		if c.val != "" {
+			add(c.col+" = ?", c.val)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("e.event_time >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("e.event_time < ?", micros(f.Until))
+	}
+	if f.Before > 0 {
+		add("e.gid < ?", f.Before)
+	}
+	if f.Text != "" {
+		match := ftsQuery(f.Text)
+		if match == "" {
+			return &cairn.Page{}, nil
+		}
+		from = "events_text t JOIN events e ON e.gid = t.rowid"
+		add("events_text MATCH ?", match)
+	}
+	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM " + from +
+		" WHERE " + strings.Join(where, " AND ") + " ORDER BY e.gid DESC LIMIT ?"
+	args = append(args, f.Limit+1)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	page := &cairn.Page{}
+	for rows.Next() {
+		var e cairn.StoredEvent
+		var ctxID int64
+		var id []byte
+		if err := rows.Scan(&e.Cursor, &ctxID, &e.Seq, &id, &e.Leaf); err != nil {
+			return nil, err
+		}
+		if len(page.Items) == f.Limit {
+			page.Next = page.Items[len(page.Items)-1].Cursor
+			break
+		}
+		e.Org = org
+		if e.Context, err = s.contextName(ctx, ctxID); err != nil {
+			return nil, err
+		}
+		u, err := uuid.FromBytes(id)
+		if err != nil {
+			return nil, fmt.Errorf("stored event id: %w", err)
+		}
+		e.ID = u.String()
+		e.LeafHash = tlog.RecordHash(e.Leaf)
+		page.Items = append(page.Items, &e)
+	}
+	return page, rows.Err()
+}
+
+// ftsQuery turns free text into an FTS5 query that matches events holding
+// every word, quoting each so that no FTS5 syntax reaches the engine.
+func ftsQuery(text string) string {
+	var terms []string
+	for _, w := range strings.Fields(text) {
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+	}
+	return strings.Join(terms, " ")
+}
+
+// ReadHashes implements cairn.LogReader.
+func (s *Store) ReadHashes(ctx context.Context, org, context string, indexes []int64) ([][32]byte, error) {
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][32]byte, len(indexes))
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stmt, err := conn.PrepareContext(ctx, `SELECT hash FROM hashes WHERE ctx_id = ? AND idx = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	for i, idx := range indexes {
+		var b []byte
+		err := stmt.QueryRowContext(ctx, ref.id, idx).Scan(&b)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, cairn.Errorf(cairn.ENotFound, "hash %d not found", idx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read hash: %w", err)
+		}
+		copy(out[i][:], b)
+	}
+	return out, nil
+}
+
+// ReadLeaves implements cairn.LogReader.
+func (s *Store) ReadLeaves(ctx context.Context, org, context string, start, end int64) ([][]byte, error) {
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return nil, err
+	}
+	if start < 0 || end < start {
+		return nil, cairn.Errorf(cairn.EInvalid, "bad range [%d, %d)", start, end)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, leaf FROM events WHERE ctx_id = ? AND seq >= ? AND seq < ? ORDER BY seq`,
+		ref.id, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("read leaves: %w", err)
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, end-start)
+	for rows.Next() {
+		var seq int64
+		var leaf []byte
+		if err := rows.Scan(&seq, &leaf); err != nil {
+			return nil, err
+		}
+		if seq != start+int64(len(out)) {
+			return nil, &cairn.Error{Code: cairn.EIntegrity, Message: fmt.Sprintf("leaf %d is missing", start+int64(len(out)))}
+		}
+		out = append(out, leaf)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if int64(len(out)) != end-start {
+		return nil, cairn.Errorf(cairn.ENotFound, "leaves [%d, %d) not found (log has %d)", start, end, start+int64(len(out)))
+	}
+	return out, nil
+}
+
+// LatestCheckpoint implements cairn.LogReader.
+func (s *Store) LatestCheckpoint(ctx context.Context, org, context string) (*cairn.Checkpoint, error) {
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return nil, err
+	}
+	var cp cairn.Checkpoint
+	var root []byte
+	var signed int64
+	err = s.r.QueryRowContext(ctx, `SELECT size, root, note, signed_at FROM checkpoints WHERE ctx_id = ? ORDER BY size DESC LIMIT 1`, ref.id).
+		Scan(&cp.Size, &root, &cp.Note, &signed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cairn.Errorf(cairn.ENotFound, "no checkpoint signed yet for %s/%s", org, context)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest checkpoint: %w", err)
+	}
+	copy(cp.Root[:], root)
+	cp.SignedAt = fromMicros(signed)
+	return &cp, nil
+}
+
+// AddCheckpoint implements cairn.LogReader.
+func (s *Store) AddCheckpoint(ctx context.Context, org, context string, cp *cairn.Checkpoint) error {
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.txErr("begin", err)
+	}
+	defer tx.Rollback()
+	var latest int64
+	var root []byte
+	err = tx.QueryRowContext(ctx, `SELECT size, root FROM checkpoints WHERE ctx_id = ? ORDER BY size DESC LIMIT 1`, ref.id).Scan(&latest, &root)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("latest checkpoint: %w", err)
+	case latest > cp.Size:
+		return cairn.Errorf(cairn.EConflict, "a checkpoint of size %d exists; refusing size %d", latest, cp.Size)
+	case latest == cp.Size && string(root) != string(cp.Root[:]):
+		return &cairn.Error{Code: cairn.EIntegrity, Message: fmt.Sprintf("a checkpoint of size %d with another root exists", latest)}
+	case latest == cp.Size:
+		return cairn.Errorf(cairn.EConflict, "a checkpoint of size %d exists", latest)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (ctx_id, size, root, note, signed_at) VALUES (?, ?, ?, ?, ?)`,
+		ref.id, cp.Size, cp.Root[:], cp.Note, micros(cp.SignedAt)); err != nil {
+		return fmt.Errorf("insert checkpoint: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE contexts SET signed_size = ? WHERE id = ?`, cp.Size, ref.id); err != nil {
+		return fmt.Errorf("update signed size: %w", err)
+	}
+	return s.txErr("commit checkpoint", tx.Commit())
+}
+
+// UnsignedHeads implements cairn.LogReader.
+func (s *Store) UnsignedHeads(ctx context.Context) ([]cairn.Head, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT o.name, c.name, c.size, c.root FROM contexts c JOIN orgs o ON o.id = c.org_id
+		WHERE c.size > c.signed_size`)
+	if err != nil {
+		return nil, fmt.Errorf("unsigned heads: %w", err)
+	}
+	defer rows.Close()
+	var out []cairn.Head
+	for rows.Next() {
+		var h cairn.Head
+		var root []byte
+		if err := rows.Scan(&h.Org, &h.Context, &h.Size, &root); err != nil {
+			return nil, err
+		}
+		copy(h.Root[:], root)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations is append-only: never edit an entry that has shipped, add a new
+// one. PRAGMA user_version records how many have been applied.
+var migrations = []string{
+	// 1: orgs, contexts, events, the Merkle tree, checkpoints, idempotency, keys.
+	`
+CREATE TABLE orgs (
+	id         INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE contexts (
+	id          INTEGER PRIMARY KEY,
+	org_id      INTEGER NOT NULL REFERENCES orgs(id),
+	name        TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	tags        TEXT NOT NULL DEFAULT '{}',
+	redaction   TEXT NOT NULL DEFAULT '[]',
+	builtin     INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	size        INTEGER NOT NULL DEFAULT 0,   -- committed tree size
+	root        BLOB NOT NULL,                -- committed tree root
+	signed_size INTEGER NOT NULL DEFAULT -1,  -- size of the latest checkpoint, -1 if none
+	UNIQUE (org_id, name)
+);
+
+-- gid is the global commit order: the keyset cursor of every search.
+-- The leaf column holds the exact canonical bytes committed to the tree;
+-- every other column is derived from it for searching.
+CREATE TABLE events (
+	gid         INTEGER PRIMARY KEY,
+	org_id      INTEGER NOT NULL,
+	ctx_id      INTEGER NOT NULL,
+	seq         INTEGER NOT NULL,
+	id          BLOB NOT NULL,
+	event_time  INTEGER NOT NULL,
+	action      TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	outcome     TEXT NOT NULL,
+	actor_type  TEXT,
+	actor_id    TEXT,
+	actor_email TEXT,
+	target_type TEXT,
+	target_id   TEXT,
+	group_id    TEXT,
+	leaf        BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_seq ON events (ctx_id, seq);
+CREATE INDEX events_id ON events (id);
+CREATE INDEX events_action ON events (org_id, action, gid);
+CREATE INDEX events_actor ON events (org_id, actor_id, gid) WHERE actor_id IS NOT NULL;
+CREATE INDEX events_target ON events (org_id, target_type, target_id, gid) WHERE target_id IS NOT NULL;
+CREATE INDEX events_group ON events (org_id, group_id, gid) WHERE group_id IS NOT NULL;
+
+-- Free text over description, title, names and changes; rowid = events.gid.
+CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', detail=none);
+
+-- tlog stored hashes: idx is tlog.StoredHashIndex(level, n).
+CREATE TABLE hashes (
+	ctx_id INTEGER NOT NULL,
+	idx    INTEGER NOT NULL,
+	hash   BLOB NOT NULL,
+	PRIMARY KEY (ctx_id, idx)
+) WITHOUT ROWID;
+
+-- Every signed checkpoint, insert-only.
+CREATE TABLE checkpoints (
+	ctx_id    INTEGER NOT NULL,
+	size      INTEGER NOT NULL,
+	root      BLOB NOT NULL,
+	note      BLOB NOT NULL,
+	signed_at INTEGER NOT NULL,
+	PRIMARY KEY (ctx_id, size)
+) WITHOUT ROWID;
+
+CREATE TABLE idempotency (
+	ctx_id       INTEGER NOT NULL,
+	key          TEXT NOT NULL,
+	request_hash BLOB NOT NULL,
+	results      BLOB NOT NULL,  -- JSON [{id, seq}]
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (ctx_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE api_keys (
+	id         TEXT PRIMARY KEY,
+	org_id     INTEGER NOT NULL REFERENCES orgs(id),
+	name       TEXT NOT NULL,
+	prefix     TEXT NOT NULL,
+	hash       BLOB NOT NULL UNIQUE,
+	admin      INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL DEFAULT 0,
+	revoked_at INTEGER NOT NULL DEFAULT 0
+);
+
+-- Defence in depth: the log is append-only even for someone with SQL access
+-- through this engine. (It is no protection against editing the file; the
+-- Merkle tree and signed checkpoints are.)
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER hashes_no_update BEFORE UPDATE ON hashes BEGIN SELECT RAISE(ABORT, 'hashes are append-only'); END;
+CREATE TRIGGER hashes_no_delete BEFORE DELETE ON hashes BEGIN SELECT RAISE(ABORT, 'hashes are append-only'); END;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var version int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this binary (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+// Package sqlite is Cairn's embedded storage engine: one SQLite database in
+// WAL mode under the data directory, written by a single connection.
+//
+// Every Append is one transaction that writes the event rows, their stored
+// Merkle hashes (golang.org/x/mod/sumdb/tlog) and the context head together,
+// and is fsynced (synchronous=FULL) before it returns, so the index and the
+// tree can never diverge and an acknowledged event survives power loss.
+//
+// The engine never rewrites or deletes an event, a hash or a checkpoint.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Path is the database file. Its directory is created if missing.
+	Path string
+	// Readers is the number of concurrent read connections (default 4).
+	Readers int
+	// Now stamps created/updated times (default time.Now).
+	Now func() time.Time
+}
+
+// Store is the SQLite engine. It implements cairn.Store.
+type Store struct {
+	cfg Config
+	w   *sql.DB // one connection: every write is serialised here
+	r   *sql.DB // read-only connections
+
+	mu       sync.RWMutex
+	contexts map[ctxKey]ctxRef // name → ids; contexts are never renamed or deleted
+	names    map[int64]ctxKey  // ctx id → name
+	orgs     map[string]int64
+}
+
+type ctxKey struct{ org, name string }
+
+type ctxRef struct {
+	id, orgID int64
+}
+
+var _ cairn.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at cfg.Path and applies any
+// pending migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: empty path")
+	}
+	if cfg.Readers <= 0 {
+		cfg.Readers = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	common := []string{
+		"busy_timeout(10000)",
+		"foreign_keys(on)",
+		"cache_size(-65536)",
+	}
+	w, err := sql.Open("sqlite", dsn(cfg.Path, append(common,
+		"journal_mode(WAL)",
+		"synchronous(FULL)",
+		"wal_autocheckpoint(4096)",
+	), "immediate"))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	s := &Store{cfg: cfg, w: w,
+		contexts: map[ctxKey]ctxRef{},
+		names:    map[int64]ctxKey{},
+		orgs:     map[string]int64{},
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("migrate %s: %w", cfg.Path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(cfg.Path, append(common, "query_only(1)", "mmap_size(268435456)"), "deferred"))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(cfg.Readers)
+	r.SetMaxIdleConns(cfg.Readers)
+	s.r = r
+	return s, nil
+}
+
+func dsn(path string, pragmas []string, txlock string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", txlock)
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Close closes the database. In-flight calls must have returned.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	// A final checkpoint keeps the WAL file small for the next start.
+	_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
+
+// DB exposes the write connection for tools (fsck) and tests that need raw
+// access. Writing through it bypasses every invariant.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Optimize refreshes the query planner's statistics. Call it periodically;
+// without statistics SQLite may pick the wrong index for filtered searches.
+func (s *Store) Optimize(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize")
+	return err
+}
+
+// resolve returns the ids of org/context, reading through the cache.
+func (s *Store) resolve(ctx context.Context, q querier, org, name string) (ctxRef, error) {
+	k := ctxKey{org, name}
+	s.mu.RLock()
+	ref, ok := s.contexts[k]
+	s.mu.RUnlock()
+	if ok {
+		return ref, nil
+	}
+	err := q.QueryRowContext(ctx,
+		`SELECT c.id, c.org_id FROM contexts c JOIN orgs o ON o.id = c.org_id WHERE o.name = ? AND c.name = ?`,
+		org, name).Scan(&ref.id, &ref.orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ref, cairn.Errorf(cairn.ENotFound, "context %q not found in org %q", name, org)
+	}
+	if err != nil {
+		return ref, fmt.Errorf("resolve context: %w", err)
+	}
+	s.mu.Lock()
+	s.contexts[k] = ref
+	s.names[ref.id] = k
+	s.mu.Unlock()
+	return ref, nil
+}
+
+func (s *Store) orgID(ctx context.Context, q querier, org string) (int64, error) {
+	s.mu.RLock()
+	id, ok := s.orgs[org]
+	s.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	err := q.QueryRowContext(ctx, `SELECT id FROM orgs WHERE name = ?`, org).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, cairn.Errorf(cairn.ENotFound, "org %q not found", org)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("resolve org: %w", err)
+	}
+	s.mu.Lock()
+	s.orgs[org] = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// contextName returns the name of a context id (cached).
+func (s *Store) contextName(ctx context.Context, id int64) (string, error) {
+	s.mu.RLock()
+	k, ok := s.names[id]
+	s.mu.RUnlock()
+	if ok {
+		return k.name, nil
+	}
+	var org, name string
+	err := s.r.QueryRowContext(ctx,
+		`SELECT o.name, c.name FROM contexts c JOIN orgs o ON o.id = c.org_id WHERE c.id = ?`, id).Scan(&org, &name)
+	if err != nil {
+		return "", fmt.Errorf("context name: %w", err)
+	}
+	s.mu.Lock()
+	s.names[id] = ctxKey{org, name}
+	s.mu.Unlock()
+	return name, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// isConstraint reports whether err is a SQLite constraint violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+	}
+	return false
+}
+
+// busy reports whether err is SQLite's "database is locked/busy".
+func busy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}

@@ -1,0 +1,188 @@
+package cairn
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what an engine (sqlite, postgres) provides. Every method is scoped
+// to one org; no method returns or changes another org's data. Engines must
+// pass storetest.Run.
+//
+// Errors: methods return *Error values with ENotFound for a missing org,
+// context or event, EConflict for duplicates, and EInvalid for bad arguments;
+// anything else is an internal error.
+type Store interface {
+	Appender
+	LogReader
+
+	// CreateOrg creates an org and its built-in context atomically.
+	// EConflict if it exists.
+	CreateOrg(ctx context.Context, name string) (*Org, error)
+	// ListOrgs returns every org by name.
+	ListOrgs(ctx context.Context) ([]*Org, error)
+
+	// CreateContext creates an empty audit context. EConflict if it exists,
+	// ENotFound if the org does not.
+	CreateContext(ctx context.Context, c *Context) (*Context, error)
+	// GetContext returns a context with its current size and root.
+	GetContext(ctx context.Context, org, name string) (*Context, error)
+	// ListContexts returns an org's contexts ordered by name.
+	ListContexts(ctx context.Context, org string) ([]*Context, error)
+	// UpdateContext changes the editable fields of a context.
+	UpdateContext(ctx context.Context, org, name string, u ContextUpdate) (*Context, error)
+
+	// GetEvent returns one committed event by id. ENotFound if absent.
+	GetEvent(ctx context.Context, org, context, id string) (*StoredEvent, error)
+	// SearchEvents returns an org's committed events matching f, newest
+	// (most recently committed) first.
+	SearchEvents(ctx context.Context, org string, f Filter) (*Page, error)
+
+	// CreateAPIKey stores a key (only its hash). EConflict on a duplicate hash.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// LookupAPIKey finds a key by the SHA-256 of its secret. ENotFound if absent.
+	LookupAPIKey(ctx context.Context, hash [32]byte) (*APIKey, error)
+
+	Close() error
+}
+
+// Appender commits events to context logs.
+type Appender interface {
+	// Append commits the requests in one durable transaction: when it
+	// returns, every committed event survives a crash or power loss.
+	// Within each context, entries receive contiguous sequence numbers in
+	// request order, and the context's stored hashes, size and root are
+	// updated in the same transaction.
+	//
+	// A request that cannot be applied (unknown context, idempotency key
+	// reused with another body) gets an error in its result and writes
+	// nothing; the others still commit. A non-nil error means nothing was
+	// committed.
+	Append(ctx context.Context, reqs []*AppendRequest) ([]AppendResult, error)
+}
+
+// AppendRequest is one API request's worth of events for one context.
+type AppendRequest struct {
+	Org     string
+	Context string
+	Entries []Entry
+	// IdempotencyKey, if set, makes the request idempotent: a later request
+	// with the same key and RequestHash gets the original results back
+	// (Replayed), one with another hash gets EConflict.
+	IdempotencyKey string
+	RequestHash    [32]byte
+}
+
+// Entry is one validated event ready to commit. Event supplies the search
+// columns; Leaf is its canonical form without the sequence number.
+type Entry struct {
+	Event *Event
+	Leaf  Leaf
+}
+
+// AppendResult is the outcome of one AppendRequest.
+type AppendResult struct {
+	Err       error
+	Replayed  bool
+	Committed []Committed // one per entry, in order
+}
+
+// Committed identifies one committed event.
+type Committed struct {
+	ID       string   `json:"id"`
+	Seq      int64    `json:"seq"`
+	LeafHash [32]byte `json:"-"`
+}
+
+// StoredEvent is a committed event as stored: the exact leaf bytes and
+// where they sit in the log.
+type StoredEvent struct {
+	Org      string
+	Context  string
+	Seq      int64
+	ID       string
+	LeafHash [32]byte
+	Leaf     []byte
+	// Cursor positions a search after this event (see Filter.Before).
+	Cursor int64
+}
+
+// Filter selects events in SearchEvents. Zero values match everything.
+type Filter struct {
+	Context      string
+	Action       string // exact
+	ActionPrefix string // "user." matches "user.login"; from "user.*"
+	Kind         string
+	Outcome      string
+	ActorID      string
+	ActorType    string
+	ActorEmail   string
+	TargetType   string
+	TargetID     string
+	GroupID      string
+	Since, Until time.Time // on event_time; Since inclusive, Until exclusive
+	Text         string    // free text over description, title, names and changes
+	// Before, if non-zero, returns only events committed before the one
+	// whose Cursor it is: keyset paging that neither skips nor repeats
+	// events while writes continue.
+	Before int64
+	Limit  int
+}
+
+// Page is one page of search results.
+type Page struct {
+	Items []*StoredEvent
+	// Next is the Before value for the following page, 0 when there is none.
+	Next int64
+}
+
+// LogReader reads a context's Merkle log.
+type LogReader interface {
+	// ReadHashes returns the stored hashes at the given tlog stored-hash
+	// indexes (see golang.org/x/mod/sumdb/tlog.StoredHashIndex).
+	ReadHashes(ctx context.Context, org, context string, indexes []int64) ([][32]byte, error)
+	// ReadLeaves returns the leaves with sequence numbers [start, end).
+	ReadLeaves(ctx context.Context, org, context string, start, end int64) ([][]byte, error)
+
+	// LatestCheckpoint returns the most recently signed checkpoint, or
+	// ENotFound if none has been signed.
+	LatestCheckpoint(ctx context.Context, org, context string) (*Checkpoint, error)
+	// AddCheckpoint records a signed checkpoint. The table is insert-only:
+	// EConflict if a checkpoint for a larger size exists, or one for the
+	// same size with a different root.
+	AddCheckpoint(ctx context.Context, org, context string, cp *Checkpoint) error
+	// UnsignedHeads returns every context of every org whose size is larger than
+	// its latest checkpoint's (or that has none): the signer's work list.
+	UnsignedHeads(ctx context.Context) ([]Head, error)
+}
+
+// Head is a context's committed tree state.
+type Head struct {
+	Org     string
+	Context string
+	Size    int64
+	Root    [32]byte
+}
+
+// Checkpoint is a signed tree head: the C2SP signed note of
+// "<origin>\n<size>\n<base64 root>\n".
+type Checkpoint struct {
+	Size     int64
+	Root     [32]byte
+	Note     []byte
+	SignedAt time.Time
+}
+
+// APIKey is a bearer credential. Only the SHA-256 of the secret is stored;
+// Prefix (the first characters of the secret) identifies it to humans.
+type APIKey struct {
+	ID        string
+	Org       string
+	Name      string
+	Prefix    string
+	Hash      [32]byte
+	Admin     bool
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never
+	RevokedAt time.Time // zero: active
+}
