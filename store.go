@@ -139,7 +139,8 @@ type Page struct {
 // LogReader reads a context's Merkle log.
 type LogReader interface {
 	// ReadHashes returns the stored hashes at the given tlog stored-hash
-	// indexes (see golang.org/x/mod/sumdb/tlog.StoredHashIndex).
+	// indexes (see golang.org/x/mod/sumdb/tlog.StoredHashIndex). ENotFound
+	// if any index is past the end of the log.
 	ReadHashes(ctx context.Context, org, context string, indexes []int64) ([][32]byte, error)
 	// ReadLeaves returns the leaves with sequence numbers [start, end).
 	ReadLeaves(ctx context.Context, org, context string, start, end int64) ([][]byte, error)
@@ -151,8 +152,10 @@ type LogReader interface {
 	// EConflict if a checkpoint for a larger size exists, or one for the
 	// same size with a different root.
 	AddCheckpoint(ctx context.Context, org, context string, cp *Checkpoint) error
-	// UnsignedHeads returns every context of every org whose size is larger than
-	// its latest checkpoint's (or that has none): the signer's work list.
+	// UnsignedHeads returns every context of every org whose size differs
+	// from its latest checkpoint's (or that has none): the signer's work
+	// list. A head smaller than its checkpoint is listed so the signer can
+	// refuse it loudly.
 	UnsignedHeads(ctx context.Context) ([]Head, error)
 }
 

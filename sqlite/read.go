@@ -271,7 +271,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, org, context string, cp *cair
 // UnsignedHeads implements cairn.LogReader.
 func (s *Store) UnsignedHeads(ctx context.Context) ([]cairn.Head, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT o.name, c.name, c.size, c.root FROM contexts c JOIN orgs o ON o.id = c.org_id
-		WHERE c.size > c.signed_size`)
+		WHERE c.size != c.signed_size`)
 	if err != nil {
 		return nil, fmt.Errorf("unsigned heads: %w", err)
 	}
