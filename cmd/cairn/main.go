@@ -1,0 +1,118 @@
+// Command cairn is Cairn's one binary: the server (serve) and the client
+// commands that talk to it. Configuration is parsed here and only here.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/cairn-audit/cairn"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"serve", "run the Cairn server", runServe},
+	{"version", "print the version", runVersion},
+	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes a command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			if err != nil && !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stderr, "cairn %s: %s\n", c.name, message(err))
+			}
+			return exitCode(err)
+		}
+	}
+	fmt.Fprintf(stderr, "cairn: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: cairn <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w, "\nRun 'cairn <command> -h' for a command's flags.")
+}
+
+// usageError marks errors in how the command was invoked.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitCode is the one place errors become exit codes: 0 success, 1 a
+// failure reported by the server or the operation, 2 usage errors,
+// 3 the server could not be reached or is unavailable.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case cairn.ErrorCode(err) == cairn.EUnavailable:
+		return 3
+	default:
+		return 1
+	}
+}
+
+func message(err error) string {
+	var e *cairn.Error
+	if errors.As(err, &e) {
+		if e.Code == cairn.EInternal && e.Err != nil {
+			return err.Error()
+		}
+		return e.Code + ": " + e.Message
+	}
+	return err.Error()
+}
+
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(stdout, "cairn %s\n", v)
+	return nil
+}
+
+// envOr returns the environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}

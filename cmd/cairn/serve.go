@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/httpapi"
+	"github.com/cairn-audit/cairn/ingest"
+	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Main is the server: ParseFlags, Run, Close. End-to-end tests run the real
+// binary; this type keeps the wiring in one place.
+type Main struct {
+	Addr           string
+	DataDir        string
+	OriginHost     string
+	SigningKeyFile string
+	BootstrapToken string
+	LogLevel       string
+	ShutdownWait   time.Duration
+
+	Stderr io.Writer
+	logger *slog.Logger
+
+	store        *sqlite.Store
+	committer    *ingest.Committer
+	checkpointer *merkle.Checkpointer
+	server       *http.Server
+	listener     net.Listener
+	bg           sync.WaitGroup
+	stopBG       context.CancelFunc
+}
+
+// ParseFlags reads flags, with CAIRN_* environment variables as defaults.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&m.Addr, "addr", envOr("CAIRN_ADDR", "127.0.0.1:8080"), "listen address (CAIRN_ADDR)")
+	fs.StringVar(&m.DataDir, "data-dir", envOr("CAIRN_DATA_DIR", "./cairn-data"), "data directory for the embedded engine (CAIRN_DATA_DIR)")
+	fs.StringVar(&m.OriginHost, "origin-host", envOr("CAIRN_ORIGIN_HOST", "cairn.local"), "host part of every log origin <host>/<org>/<context> (CAIRN_ORIGIN_HOST)")
+	fs.StringVar(&m.SigningKeyFile, "signing-key-file", envOr("CAIRN_SIGNING_KEY_FILE", ""), "Ed25519 checkpoint signing key (default <data-dir>/signing.key, created on first start) (CAIRN_SIGNING_KEY_FILE)")
+	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
+	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return usageError{fmt.Sprintf("bad --log-level %q", m.LogLevel)}
+	}
+	m.logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := &Main{Stderr: stderr}
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	m.logger.Info("shutting down: draining in-flight requests")
+	return m.Close()
+}
+
+// Open starts everything and begins serving.
+func (m *Main) Open(ctx context.Context) error {
+	var err error
+	m.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(m.DataDir, "cairn.db")})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	key, err := m.signingKey()
+	if err != nil {
+		return err
+	}
+	signer, err := merkle.NewSigner(key, m.OriginHost)
+	if err != nil {
+		return fmt.Errorf("--origin-host: %w", err)
+	}
+	if err := m.bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	metrics := httpapi.NewMetrics(prometheus.NewRegistry())
+	m.checkpointer, err = merkle.NewCheckpointer(merkle.Config{Store: m.store, Signer: signer, Logger: m.logger})
+	if err != nil {
+		return err
+	}
+	m.committer = ingest.NewCommitter(ingest.CommitterConfig{
+		Store: m.store,
+		OnCommit: func(events int, took time.Duration) {
+			metrics.ObserveCommit(events, took.Seconds())
+			m.checkpointer.Notify()
+		},
+	})
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBG = stop
+	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
+	m.background(bgCtx, func(ctx context.Context) { m.housekeeping(ctx, metrics) })
+
+	api := httpapi.New(httpapi.Config{
+		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
+	})
+	m.listener, err = net.Listen("tcp", m.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.server = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := m.server.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	m.logger.Info("cairn listening", "addr", "http://"+m.listener.Addr().String(), "data_dir", m.DataDir,
+		"origin_host", m.OriginHost, "version", Version)
+	return nil
+}
+
+func (m *Main) background(ctx context.Context, f func(context.Context)) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		f(ctx)
+	}()
+}
+
+// Close shuts down gracefully: stop accepting connections, let in-flight
+// requests finish (their commits included), commit what is queued, sign a
+// final checkpoint, close the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownWait)
+		errs = append(errs, m.server.Shutdown(ctx))
+		cancel()
+	}
+	if m.committer != nil {
+		errs = append(errs, m.committer.Close())
+	}
+	if m.checkpointer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.signAll(ctx))
+		cancel()
+	}
+	if m.stopBG != nil {
+		m.stopBG()
+		m.bg.Wait()
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// signAll signs every unsigned head once (used at shutdown).
+func (m *Main) signAll(ctx context.Context) error {
+	heads, err := m.store.UnsignedHeads(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range heads {
+		if _, err := m.checkpointer.SignHead(ctx, h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// signingKey reads the configured key, or the data directory's, creating it
+// on first start.
+func (m *Main) signingKey() ([]byte, error) {
+	if m.SigningKeyFile != "" {
+		k, err := merkle.ReadKeyFile(m.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(m.DataDir, "signing.key")
+	k, err := merkle.ReadKeyFile(path)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	k, err = merkle.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := merkle.WriteKeyFile(path, k); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	m.logger.Info("created a checkpoint signing key; back it up", "path", path)
+	return k, nil
+}
+
+// bootstrap creates the default org and an admin key on first start. A key
+// given in CAIRN_BOOTSTRAP_TOKEN is (re-)registered on every start; a
+// generated one is printed once, to stderr, and never again.
+func (m *Main) bootstrap(ctx context.Context) error {
+	orgs, err := m.store.ListOrgs(ctx)
+	if err != nil {
+		return err
+	}
+	first := len(orgs) == 0
+	if first {
+		if _, err := m.store.CreateOrg(ctx, cairn.DefaultOrg); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	switch {
+	case m.BootstrapToken != "":
+		k := httpapi.KeyFromSecret(strings.TrimSpace(m.BootstrapToken), cairn.DefaultOrg, "bootstrap", true, now)
+		if _, err := m.store.LookupAPIKey(ctx, k.Hash); cairn.ErrorCode(err) == cairn.ENotFound {
+			return m.store.CreateAPIKey(ctx, k)
+		} else if err != nil {
+			return err
+		}
+	case first:
+		secret, k := httpapi.NewAPIKey(cairn.DefaultOrg, "bootstrap", true, now)
+		if err := m.store.CreateAPIKey(ctx, k); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "\nCairn admin API key (shown once, store it now):\n\n    %s\n\n", secret)
+	}
+	return nil
+}
+
+// housekeeping refreshes log-size metrics and the query planner's
+// statistics.
+func (m *Main) housekeeping(ctx context.Context, metrics *httpapi.Metrics) {
+	sizes := time.NewTicker(5 * time.Second)
+	defer sizes.Stop()
+	optimize := time.NewTicker(time.Hour)
+	defer optimize.Stop()
+	refresh := func() {
+		orgs, err := m.store.ListOrgs(ctx)
+		if err != nil {
+			return
+		}
+		for _, o := range orgs {
+			cs, err := m.store.ListContexts(ctx, o.Name)
+			if err != nil {
+				return
+			}
+			for _, c := range cs {
+				metrics.SetLogSize(o.Name, c.Name, c.Size)
+			}
+		}
+	}
+	refresh()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sizes.C:
+			refresh()
+		case <-optimize.C:
+			if err := m.store.Optimize(ctx); err != nil {
+				m.logger.Warn("optimize failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+)
+
+// ContextView is the JSON form of an audit context.
+type ContextView struct {
+	Org         string                `json:"org"`
+	Name        string                `json:"name"`
+	Description string                `json:"description"`
+	Tags        map[string]string     `json:"tags"`
+	Builtin     bool                  `json:"builtin"`
+	Redaction   []cairn.RedactionRule `json:"redaction"`
+	CreatedAt   time.Time             `json:"created_at"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+	Size        int64                 `json:"size"`
+	Root        string                `json:"root"`
+	Origin      string                `json:"origin"`
+}
+
+func (s *Server) view(c *cairn.Context) ContextView {
+	origin, _ := s.cfg.Signer.Origin(c.Org, c.Name)
+	return ContextView{Org: c.Org, Name: c.Name, Description: c.Description, Tags: c.Tags, Builtin: c.Builtin,
+		Redaction: c.Redaction, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Size: c.Size,
+		Root: base64.StdEncoding.EncodeToString(c.Root[:]), Origin: origin}
+}
+
+// context returns a context for the write path through a short-lived cache
+// (its redaction rules and builtin flag; never its size).
+func (s *Server) context(r *http.Request, org, name string) (*cairn.Context, error) {
+	k := ctxKey{org, name}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	cc, ok := s.contexts[k]
+	s.mu.Unlock()
+	if ok && now.Before(cc.expires) {
+		return cc.c, nil
+	}
+	c, err := s.cfg.Store.GetContext(r.Context(), org, name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.contexts[k] = cachedContext{c: c, expires: now.Add(cacheTTL)}
+	s.mu.Unlock()
+	return c, nil
+}
+
+type contextInput struct {
+	Name        string                `json:"name"`
+	Description string                `json:"description"`
+	Tags        map[string]string     `json:"tags"`
+	Redaction   []cairn.RedactionRule `json:"redaction"`
+}
+
+func validRules(rules []cairn.RedactionRule) error {
+	for _, r := range rules {
+		if r.Field == "" {
+			return cairn.Errorf(cairn.EInvalid, "redaction rule needs a field")
+		}
+		if r.Mode != cairn.RedactExclude && r.Mode != cairn.RedactMask {
+			return cairn.Errorf(cairn.EInvalid, "redaction mode for %q must be %q or %q", r.Field, cairn.RedactExclude, cairn.RedactMask)
+		}
+	}
+	return nil
+}
+
+func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
+	org := r.PathValue("org")
+	if err := s.authorize(r, org); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	var in contextInput
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := validName("context", in.Name); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := validRules(in.Redaction); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	c, err := s.cfg.Store.CreateContext(r.Context(), &cairn.Context{Org: org, Name: in.Name,
+		Description: in.Description, Tags: in.Tags, Redaction: in.Redaction})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.view(c))
+}
+
+func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
+	org := r.PathValue("org")
+	if err := s.authorize(r, org); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	cs, err := s.cfg.Store.ListContexts(r.Context(), org)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	out := struct {
+		Items []ContextView `json:"items"`
+	}{Items: []ContextView{}}
+	for _, c := range cs {
+		out.Items = append(out.Items, s.view(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
+	org := r.PathValue("org")
+	if err := s.authorize(r, org); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	c, err := s.cfg.Store.GetContext(r.Context(), org, r.PathValue("ctx"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(c))
+}
+
+type contextPatch struct {
+	Description *string                `json:"description"`
+	Tags        *map[string]string     `json:"tags"`
+	Redaction   *[]cairn.RedactionRule `json:"redaction"`
+}
+
+func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
+	org, name := r.PathValue("org"), r.PathValue("ctx")
+	if err := s.authorize(r, org); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	var in contextPatch
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if in.Redaction != nil {
+		if err := validRules(*in.Redaction); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	c, err := s.cfg.Store.UpdateContext(r.Context(), org, name,
+		cairn.ContextUpdate{Description: in.Description, Tags: in.Tags, Redaction: in.Redaction})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.mu.Lock()
+	delete(s.contexts, ctxKey{org, name})
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, s.view(c))
+}
+
+func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := validName("org", in.Name); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	o, err := s.cfg.Store.CreateOrg(r.Context(), in.Name)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, o)
+}
+
+func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	orgs, err := s.cfg.Store.ListOrgs(r.Context())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if orgs == nil {
+		orgs = []*cairn.Org{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": orgs})
+}

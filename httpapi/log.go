@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/cairn-audit/cairn"
+)
+
+// getCheckpoint serves the latest signed checkpoint (C2SP tlog-checkpoint).
+// It is public: a checkpoint reveals only the tree size and root.
+func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := s.cfg.Store.LatestCheckpoint(r.Context(), r.PathValue("org"), r.PathValue("ctx"))
+	if err != nil {
+		if cairn.ErrorCode(err) == cairn.ENotFound {
+			err = cairn.Errorf(cairn.ENotFound, "no checkpoint for this log")
+		}
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(cp.Note)
+}
+
+// getKey serves the note verifier key of a context's log. It is public, but
+// only for logs that exist (no oracle for made-up names beyond that).
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
+	org, name := r.PathValue("org"), r.PathValue("ctx")
+	if _, err := s.cfg.Store.GetContext(r.Context(), org, name); err != nil {
+		if cairn.ErrorCode(err) == cairn.ENotFound {
+			err = cairn.Errorf(cairn.ENotFound, "no such log")
+		}
+		s.error(w, r, err)
+		return
+	}
+	origin, err := s.cfg.Signer.Origin(org, name)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(s.cfg.Signer.VerifierKey(origin) + "\n"))
+}

@@ -1,0 +1,293 @@
+// Package httpapi is Cairn's HTTP surface: the native JSON API under
+// /api/v1, the public log endpoints under /log, health and metrics, and the
+// Go client the CLI and the end-to-end tests use.
+//
+// Every endpoint except /healthz, /readyz and the public checkpoint and key
+// requires a bearer API key. The handlers never log request or event
+// payloads, keys or tokens.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/ingest"
+	"github.com/cairn-audit/cairn/merkle"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store     cairn.Store
+	Committer *ingest.Committer
+	Signer    *merkle.Signer
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	// Now stamps received times (default time.Now).
+	Now func() time.Time
+	// Ready reports whether the server can take traffic (default: always).
+	Ready func(context.Context) error
+}
+
+// Server serves the HTTP API. It is an http.Handler.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	keys     map[[32]byte]cachedKey
+	contexts map[ctxKey]cachedContext
+}
+
+type cachedKey struct {
+	key     *cairn.APIKey
+	expires time.Time
+}
+
+type ctxKey struct{ org, name string }
+
+type cachedContext struct {
+	c       *cairn.Context
+	expires time.Time
+}
+
+// cacheTTL bounds how long a revoked key or an edited context (edited on
+// another node) can be served from memory.
+const cacheTTL = 5 * time.Second
+
+// New returns a Server with every route registered.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(),
+		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}}
+	s.routes()
+	return s
+}
+
+// routes is the one table of every route.
+func (s *Server) routes() {
+	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.wrap(pattern, h, false)) }
+	authed := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.wrap(pattern, h, true)) }
+
+	public("GET /healthz", s.healthz)
+	public("GET /readyz", s.readyz)
+	authed("GET /metrics", s.metrics)
+
+	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
+	public("GET /log/{org}/{ctx}/key", s.getKey)
+
+	authed("POST /api/v1/orgs", s.createOrg)
+	authed("GET /api/v1/orgs", s.listOrgs)
+	authed("POST /api/v1/orgs/{org}/contexts", s.createContext)
+	authed("GET /api/v1/orgs/{org}/contexts", s.listContexts)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}", s.getContext)
+	authed("PATCH /api/v1/orgs/{org}/contexts/{ctx}", s.patchContext)
+	authed("POST /api/v1/orgs/{org}/contexts/{ctx}/events", s.writeEvents)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}", s.getEvent)
+	authed("GET /api/v1/orgs/{org}/events", s.searchEvents)
+	authed("GET /api/v1/orgs/{org}/trail/{target_type}/{target_id}", s.trail)
+
+	s.mux.Handle("/", s.wrap("unmatched", func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, cairn.Errorf(cairn.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
+	}, false))
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type ctxKeyType int
+
+const (
+	requestIDKey ctxKeyType = iota
+	principalKey
+)
+
+// statusWriter records the status for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// wrap adds the request id, authentication, panic recovery, access logging
+// and metrics around a handler.
+func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.cfg.Logger.Error("panic in handler", "route", route, "request_id", id, "panic", v)
+				if sw.status == 0 {
+					s.error(sw, r, errors.New("panic"))
+				}
+			}
+			took := time.Since(start)
+			s.cfg.Metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			s.cfg.Metrics.requestDuration.WithLabelValues(route).Observe(took.Seconds())
+			s.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "request",
+				slog.String("route", route), slog.Int("status", sw.status),
+				slog.Duration("took", took), slog.String("request_id", id))
+		}()
+		if auth {
+			k, err := s.authenticate(r)
+			if err != nil {
+				s.error(sw, r, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey, k))
+		}
+		h(sw, r)
+	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	cairn.EInvalid:      http.StatusBadRequest,
+	cairn.EUnauthorized: http.StatusUnauthorized,
+	cairn.EForbidden:    http.StatusForbidden,
+	cairn.ENotFound:     http.StatusNotFound,
+	cairn.EConflict:     http.StatusConflict,
+	cairn.ETooLarge:     http.StatusRequestEntityTooLarge,
+	cairn.EUnavailable:  http.StatusServiceUnavailable,
+	cairn.EIntegrity:    http.StatusInternalServerError,
+	cairn.EInternal:     http.StatusInternalServerError,
+}
+
+// ErrorBody is the JSON shape of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries a stable code, a caller-safe message and the request id.
+type ErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func (s *Server) errorDetail(r *http.Request, err error) ErrorDetail {
+	return ErrorDetail{Code: cairn.ErrorCode(err), Message: cairn.ErrorMessage(err), RequestID: requestID(r)}
+}
+
+// error writes err as the standard error body. Internal errors are logged
+// here, once, with their cause; callers only see a generic message.
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code := cairn.ErrorCode(err)
+	status := statusOf[code]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		s.cfg.Logger.Error("request failed", "request_id", requestID(r), "path", r.URL.Path, "err", err)
+	}
+	if code == cairn.EUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if code == cairn.EUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
+	}
+	writeJSON(w, status, ErrorBody{Error: s.errorDetail(r, err)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decodeJSON decodes a small control-plane body strictly.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &cairn.Error{Code: cairn.EInvalid, Message: "invalid JSON body: " + err.Error(), Err: err}
+	}
+	if dec.More() {
+		return cairn.Errorf(cairn.EInvalid, "invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// validName checks an org or context name: it becomes part of the log's
+// origin and key name, which allow no spaces and no '+'.
+func validName(kind, name string) error {
+	if !nameRE.MatchString(name) {
+		return cairn.Errorf(cairn.EInvalid, "%s name %q must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", kind, name)
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.error(w, r, &cairn.Error{Code: cairn.EUnavailable, Message: "not ready", Err: err})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	promhttp.HandlerFor(s.cfg.Metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
