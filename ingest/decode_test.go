@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/google/go-cmp/cmp"
 )
 
 const testID = "0195f3c2-7d1e-7b3a-9c4d-2e5f6a7b8c9d"
@@ -42,9 +41,8 @@ func TestDecodeEvent(t *testing.T) {
 		"changes": [{"field": "title", "old": "a", "new": {"x": -0}}, {"field": "tags"}],
 		"source": {"ip": "203.0.113.7", "user_agent": "curl/8", "request_id": "r1", "location": "Berlin"},
 		"title": "T", "description": "D", "component": "C", "version": "V", "external_id": "E",
-		"fields": {"env": "prod"}, "metadata": {"big": 9007199254740992, "exp": 1e400000000000000000000000, "\u20ac": {}}
+		"fields": {"env": "prod"}, "metadata": {"big": 9007199254740992, "exp": 1E30, "\u20ac": {}}
 	}`)
-	data = bytes.Replace(data, []byte("1e400000000000000000000000"), []byte("1E30"), 1)
 	got, err := DecodeEvent(data)
 	if err != nil {
 		t.Fatal(err)
@@ -61,11 +59,8 @@ func TestDecodeEvent(t *testing.T) {
 		Fields:   map[string]string{"env": "prod"},
 		Metadata: map[string]any{"big": 9007199254740992.0, "exp": 1e30, "€": map[string]any{}},
 	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(time.Location{})); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeEvent mismatch (-want +got):\n%s", diff)
-	}
-	if !got.EventTime.Equal(want.EventTime) {
-		t.Errorf("event_time = %v, want %v", got.EventTime, want.EventTime)
 	}
 }
 
@@ -95,7 +90,7 @@ func TestDecodeEventMatchesJSONv2(t *testing.T) {
 		if err := jsonv2.Unmarshal(data, &want, jsonv2.RejectUnknownMembers(true)); err != nil {
 			t.Fatalf("event %d: json v2: %v", i, err)
 		}
-		if diff := cmp.Diff(&want, got, cmpopts.EquateComparable(time.Location{})); diff != "" {
+		if diff := cmp.Diff(&want, got); diff != "" {
 			t.Fatalf("event %d: mismatch (-json v2 +DecodeEvent):\n%s\n%s", i, diff, data)
 		}
 	}

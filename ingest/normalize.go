@@ -158,7 +158,7 @@ func validate(e *cairn.Event) error {
 			msg = badString(c.Field, maxShort, false)
 		}
 		if msg != "" {
-			return at(at(errorf("%s", msg), "field"), i)
+			return at(at(at(errorf("%s", msg), "field"), i), "changes")
 		}
 	}
 	for k, s := range e.Fields {

@@ -15,8 +15,8 @@ import (
 
 const insertEvent = `INSERT INTO events
 	(org_id, ctx_id, seq, id, event_time, action, kind, outcome,
-	 actor_type, actor_id, actor_email, target_type, target_id, group_id, leaf)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 actor_type, actor_id, actor_email, target_type, target_id, group_id, leaf, hashes)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Append implements cairn.Appender. All requests commit in one transaction
 // with one fsync (group commit happens above, in ingest).
@@ -32,7 +32,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 	if a.event, err = tx.PrepareContext(ctx, insertEvent); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	if a.hash, err = tx.PrepareContext(ctx, `INSERT INTO hashes (ctx_id, idx, hash) VALUES (?, ?, ?)`); err != nil {
+	if a.hash, err = tx.PrepareContext(ctx, selectHashes); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	if a.text, err = tx.PrepareContext(ctx, `INSERT INTO events_text (rowid, body) VALUES (?, ?)`); err != nil {
@@ -145,8 +145,8 @@ func (s *Store) replay(ctx context.Context, tx *sql.Tx, ctxID int64, req *cairn.
 
 type appender struct {
 	tx                *sql.Tx
-	event, hash, text *sql.Stmt
-	leaf              []byte
+	event, hash, text *sql.Stmt // hash reads a row's stored hashes
+	leaf, hashes      []byte
 }
 
 // head is a context's tree during the transaction: the committed size plus
@@ -179,8 +179,14 @@ func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cai
 	if e.Group != nil {
 		groupID = nullable(e.Group.ID)
 	}
+	base := tlog.StoredHashIndex(0, seq)
+	a.hashes = a.hashes[:0]
+	for k, hash := range hashes {
+		h.pending[base+int64(k)] = hash
+		a.hashes = append(a.hashes, hash[:]...)
+	}
 	res, err := a.event.ExecContext(ctx, ref.orgID, ref.id, seq, id[:], micros(e.EventTime),
-		e.Action, e.Kind, e.Outcome, actorType, actorID, actorEmail, targetType, targetID, groupID, a.leaf)
+		e.Action, e.Kind, e.Outcome, actorType, actorID, actorEmail, targetType, targetID, groupID, a.leaf, a.hashes)
 	if err != nil {
 		return cairn.Committed{}, fmt.Errorf("insert event: %w", err)
 	}
@@ -191,14 +197,6 @@ func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cai
 		}
 		if _, err := a.text.ExecContext(ctx, gid, body); err != nil {
 			return cairn.Committed{}, fmt.Errorf("index text: %w", err)
-		}
-	}
-	base := tlog.StoredHashIndex(0, seq)
-	for k, hash := range hashes {
-		idx := base + int64(k)
-		h.pending[idx] = hash
-		if _, err := a.hash.ExecContext(ctx, h.ctxID, idx, hash[:]); err != nil {
-			return cairn.Committed{}, fmt.Errorf("insert hash: %w", err)
 		}
 	}
 	h.size = seq + 1
@@ -215,12 +213,12 @@ func (a *appender) reader(ctx context.Context, h *head) tlog.HashReader {
 				out[i] = hash
 				continue
 			}
-			var b []byte
-			if err := a.tx.QueryRowContext(ctx, `SELECT hash FROM hashes WHERE ctx_id = ? AND idx = ?`, h.ctxID, idx).Scan(&b); err != nil {
-				return nil, fmt.Errorf("read hash %d: %w", idx, err)
+			hash, err := readHash(ctx, a.hash, h.ctxID, idx)
+			if err != nil {
+				return nil, err
 			}
-			copy(out[i][:], b)
-			h.pending[idx] = out[i]
+			out[i] = hash
+			h.pending[idx] = hash
 		}
 		return out, nil
 	})

@@ -156,23 +156,43 @@ func (s *Store) ReadHashes(ctx context.Context, org, context string, indexes []i
 		return nil, err
 	}
 	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, `SELECT hash FROM hashes WHERE ctx_id = ? AND idx = ?`)
+	stmt, err := conn.PrepareContext(ctx, selectHashes)
 	if err != nil {
 		return nil, err
 	}
 	defer stmt.Close()
 	for i, idx := range indexes {
-		var b []byte
-		err := stmt.QueryRowContext(ctx, ref.id, idx).Scan(&b)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, cairn.Errorf(cairn.ENotFound, "hash %d not found", idx)
+		if out[i], err = readHash(ctx, stmt, ref.id, idx); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read hash: %w", err)
-		}
-		copy(out[i][:], b)
 	}
 	return out, nil
+}
+
+const selectHashes = `SELECT hashes FROM events WHERE ctx_id = ? AND seq = ?`
+
+// readHash reads stored hash index idx from the row of the record that
+// wrote it (see the events.hashes column). ENotFound past the end of the log.
+func readHash(ctx context.Context, stmt *sql.Stmt, ctxID, idx int64) (tlog.Hash, error) {
+	var h tlog.Hash
+	if idx < 0 {
+		return h, cairn.Errorf(cairn.ENotFound, "hash %d not found", idx)
+	}
+	level, n := tlog.SplitStoredHashIndex(idx)
+	seq := (n+1)<<level - 1
+	var b []byte
+	err := stmt.QueryRowContext(ctx, ctxID, seq).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, cairn.Errorf(cairn.ENotFound, "hash %d not found", idx)
+	}
+	if err != nil {
+		return h, fmt.Errorf("read hash %d: %w", idx, err)
+	}
+	if len(b) < (level+1)*32 {
+		return h, &cairn.Error{Code: cairn.EIntegrity, Message: fmt.Sprintf("stored hashes of leaf %d are truncated", seq)}
+	}
+	copy(h[:], b[level*32:])
+	return h, nil
 }
 
 // ReadLeaves implements cairn.LogReader.

@@ -51,7 +51,13 @@ CREATE TABLE events (
 	target_type TEXT,
 	target_id   TEXT,
 	group_id    TEXT,
-	leaf        BLOB NOT NULL
+	leaf        BLOB NOT NULL,
+	-- The tlog stored hashes written when this leaf was appended:
+	-- 1 + (trailing one bits of seq) hashes of 32 bytes, level 0 (the leaf
+	-- hash) first. Stored hash index i lives in the row of seq
+	-- ((n+1) << level) - 1 at offset level, where (level, n) =
+	-- tlog.SplitStoredHashIndex(i).
+	hashes      BLOB NOT NULL
 );
 CREATE UNIQUE INDEX events_seq ON events (ctx_id, seq);
 CREATE INDEX events_id ON events (id);
@@ -62,14 +68,6 @@ CREATE INDEX events_group ON events (org_id, group_id, gid) WHERE group_id IS NO
 
 -- Free text over description, title, names and changes; rowid = events.gid.
 CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', detail=none);
-
--- tlog stored hashes: idx is tlog.StoredHashIndex(level, n).
-CREATE TABLE hashes (
-	ctx_id INTEGER NOT NULL,
-	idx    INTEGER NOT NULL,
-	hash   BLOB NOT NULL,
-	PRIMARY KEY (ctx_id, idx)
-) WITHOUT ROWID;
 
 -- Every signed checkpoint, insert-only.
 CREATE TABLE checkpoints (
@@ -107,8 +105,6 @@ CREATE TABLE api_keys (
 -- Merkle tree and signed checkpoints are.)
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER hashes_no_update BEFORE UPDATE ON hashes BEGIN SELECT RAISE(ABORT, 'hashes are append-only'); END;
-CREATE TRIGGER hashes_no_delete BEFORE DELETE ON hashes BEGIN SELECT RAISE(ABORT, 'hashes are append-only'); END;
 CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 `,
