@@ -47,61 +47,10 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	if f.Limit <= 0 || f.Limit > MaxLimit {
 		return nil, cairn.Errorf(cairn.EInvalid, "limit must be between 1 and %d", MaxLimit)
 	}
-	var where []string
-	args := []any{}
-	add := func(clause string, a ...any) {
-		where = append(where, clause)
-		args = append(args, a...)
+	q, args, err := s.searchQuery(ctx, orgID, org, f)
+	if err != nil || q == "" {
+		return &cairn.Page{}, err
 	}
-	from := "events e"
-	add("e.org_id = ?", orgID)
-	if f.Context != "" {
-		ref, err := s.resolve(ctx, s.r, org, f.Context)
-		if cairn.ErrorCode(err) == cairn.ENotFound {
-			return &cairn.Page{}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		add("e.ctx_id = ?", ref.id)
-	}
-	if f.Action != "" {
-		add("e.action = ?", f.Action)
-	}
-	if f.ActionPrefix != "" {
-		// A range over the index instead of LIKE, which would need escaping
-		// and defeats the index under NOCASE rules.
-		add("e.action >= ? AND e.action < ?", f.ActionPrefix, f.ActionPrefix+"\U0010FFFF")
-	}
-	for _, c := range []struct{ col, val string }{
-		{"e.kind", f.Kind}, {"e.outcome", f.Outcome},
-		{"e.actor_id", f.ActorID}, {"e.actor_type", f.ActorType}, {"e.actor_email", f.ActorEmail},
-		{"e.target_type", f.TargetType}, {"e.target_id", f.TargetID}, {"e.group_id", f.GroupID},
-	} {
-		if c.val != "" {
-			add(c.col+" = ?", c.val)
-		}
-	}
-	if !f.Since.IsZero() {
-		add("e.event_time >= ?", micros(f.Since))
-	}
-	if !f.Until.IsZero() {
-		add("e.event_time < ?", micros(f.Until))
-	}
-	if f.Before > 0 {
-		add("e.gid < ?", f.Before)
-	}
-	if f.Text != "" {
-		match := ftsQuery(f.Text)
-		if match == "" {
-			return &cairn.Page{}, nil
-		}
-		from = "events_text t JOIN events e ON e.gid = t.rowid"
-		add("events_text MATCH ?", match)
-	}
-	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM " + from +
-		" WHERE " + strings.Join(where, " AND ") + " ORDER BY e.gid DESC LIMIT ?"
-	args = append(args, f.Limit+1)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
@@ -132,6 +81,90 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 		page.Items = append(page.Items, &e)
 	}
 	return page, rows.Err()
+}
+
+// searchQuery builds the SQL of a search. An empty query means nothing can
+// match (an unknown context, a text query without words).
+func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cairn.Filter) (string, []any, error) {
+	var where []string
+	args := []any{}
+	add := func(clause string, a ...any) {
+		where = append(where, clause)
+		args = append(args, a...)
+	}
+	add("e.org_id = ?", orgID)
+	if f.Context != "" {
+		ref, err := s.resolve(ctx, s.r, org, f.Context)
+		if cairn.ErrorCode(err) == cairn.ENotFound {
+			return "", nil, nil
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		add("e.ctx_id = ?", ref.id)
+	}
+	if f.Action != "" {
+		add("e.action = ?", f.Action)
+	}
+	if f.ActionPrefix != "" {
+		// A range over the index instead of LIKE, which would need escaping
+		// and defeats the index under NOCASE rules.
+		add("e.action >= ? AND e.action < ?", f.ActionPrefix, f.ActionPrefix+"\U0010FFFF")
+	}
+	for _, c := range []struct{ col, val string }{
+		{"e.kind", f.Kind}, {"e.outcome", f.Outcome},
+		{"e.actor_id", f.ActorID}, {"e.actor_type", f.ActorType}, {"e.actor_email", f.ActorEmail},
+		{"e.target_type", f.TargetType}, {"e.target_id", f.TargetID}, {"e.group_id", f.GroupID},
+	} {
+		if c.val != "" {
+			add(c.col+" = ?", c.val)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("e.event_time >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("e.event_time < ?", micros(f.Until))
+	}
+	from, order := accessPath(f), "e.gid"
+	if f.Text != "" {
+		match := ftsQuery(f.Text)
+		if match == "" {
+			return "", nil, nil
+		}
+		// Walk the text index newest first (FTS5 returns rowids in
+		// descending order cheaply) and look each match up by gid.
+		from, order = "events_text t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
+		add("events_text MATCH ?", match)
+		if f.Before > 0 {
+			add("t.rowid < ?", f.Before)
+		}
+	} else if f.Before > 0 {
+		add("e.gid < ?", f.Before)
+	}
+	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM " + from +
+		" WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " DESC LIMIT ?"
+	return q, append(args, f.Limit+1), nil
+}
+
+// accessPath picks how a search walks the events, newest first. SQLite's
+// planner, without statistics, tends to pick an index for the org_id term
+// and then sort every row of the org; instead the most selective indexed
+// equality drives the walk (each index ends in gid, so its order is already
+// newest first), and anything else walks the table itself backwards by gid,
+// filtering as it goes.
+func accessPath(f cairn.Filter) string {
+	switch {
+	case f.TargetID != "" && f.TargetType != "":
+		return "events e INDEXED BY events_target"
+	case f.ActorID != "":
+		return "events e INDEXED BY events_actor"
+	case f.GroupID != "":
+		return "events e INDEXED BY events_group"
+	case f.Action != "":
+		return "events e INDEXED BY events_action"
+	}
+	return "events e NOT INDEXED"
 }
 
 // ftsQuery turns free text into an FTS5 query that matches events holding

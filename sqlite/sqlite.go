@@ -127,6 +127,12 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Ping checks that the database answers reads.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	return s.r.QueryRowContext(ctx, "SELECT count(*) FROM orgs").Scan(&n)
+}
+
 // DB exposes the write connection for tools (fsck) and tests that need raw
 // access. Writing through it bypasses every invariant.
 func (s *Store) DB() *sql.DB { return s.w }
