@@ -106,7 +106,9 @@ type Group struct {
 }
 
 // Change is one field's old → new value. Old or New is nil when the field was
-// added or removed; after redaction in mask mode both hold "***".
+// added or removed (so a change from or to JSON null cannot be told apart
+// from an absent value); after redaction in mask mode each value that is
+// present holds "***".
 type Change struct {
 	Field string `json:"field"`
 	Old   any    `json:"old,omitempty"`

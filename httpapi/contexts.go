@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/ingest"
 )
 
 // ContextView is the JSON form of an audit context.
@@ -58,18 +59,6 @@ type contextInput struct {
 	Redaction   []cairn.RedactionRule `json:"redaction"`
 }
 
-func validRules(rules []cairn.RedactionRule) error {
-	for _, r := range rules {
-		if r.Field == "" {
-			return cairn.Errorf(cairn.EInvalid, "redaction rule needs a field")
-		}
-		if r.Mode != cairn.RedactExclude && r.Mode != cairn.RedactMask {
-			return cairn.Errorf(cairn.EInvalid, "redaction mode for %q must be %q or %q", r.Field, cairn.RedactExclude, cairn.RedactMask)
-		}
-	}
-	return nil
-}
-
 func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
 	if err := s.authorize(r, org); err != nil {
@@ -85,7 +74,7 @@ func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if err := validRules(in.Redaction); err != nil {
+	if err := ingest.ValidateRules(in.Redaction); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -150,7 +139,7 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Redaction != nil {
-		if err := validRules(*in.Redaction); err != nil {
+		if err := ingest.ValidateRules(*in.Redaction); err != nil {
 			s.error(w, r, err)
 			return
 		}

@@ -42,7 +42,7 @@ func Canonical(e *cairn.Event) (cairn.Leaf, error) {
 	leaf := cairn.Leaf{Head: enc.buf[:split], Tail: enc.buf[split:]}
 	if leaf.MaxLen() > cairn.MaxLeafSize {
 		return cairn.Leaf{}, cairn.Errorf(cairn.ETooLarge,
-			"event too large: its canonical form exceeds the 65,535-byte leaf limit (%d bytes)", leaf.MaxLen())
+			"event too large: its canonical leaf needs up to %d bytes, over the limit of %d bytes", leaf.MaxLen(), cairn.MaxLeafSize)
 	}
 	out := make([]byte, len(enc.buf))
 	copy(out, enc.buf)

@@ -285,4 +285,7 @@ func TestCanonicalGoValues(t *testing.T) {
 	if got, want := leaf.Bytes(3), jcsOf(t, e, 3); !bytes.Equal(got, want) {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
+	if !bytes.Contains(leaf.Tail, []byte(`"<b>"`)) && !bytes.Contains(leaf.Head, []byte(`"<b>"`)) {
+		t.Errorf("HTML characters were escaped: %s", leaf.Bytes(3))
+	}
 }

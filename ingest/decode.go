@@ -42,8 +42,9 @@ type Input struct {
 // free-form members (claims, data, metadata, changes[].old/new) objects
 // become map[string]any, arrays []any and numbers float64.
 //
-// Errors are *cairn.Error: ETooLarge if data is longer than MaxEvent,
-// otherwise EInvalid with a message that names the member path.
+// The result does not alias data. Errors are *cairn.Error: ETooLarge if
+// data is longer than MaxEvent, otherwise EInvalid with a message that
+// names the member path.
 func DecodeEvent(data []byte) (*Input, error) {
 	if len(data) > MaxEvent {
 		return nil, cairn.Errorf(cairn.ETooLarge, "event exceeds the %d-byte limit", MaxEvent)
@@ -64,10 +65,10 @@ func DecodeEvent(data []byte) (*Input, error) {
 // decoder reads one event from a jsontext.Decoder, which enforces the
 // syntax, UTF-8, surrogate and duplicate-name rules.
 type decoder struct {
-	src bytes.Buffer // aliases the caller's data: the decoder never copies it
+	src bytes.Buffer // lets jsontext read the input in place
 	dec jsontext.Decoder
-	// text is a copy of the input. Strings without escapes are substrings
-	// of it, which saves an allocation for each of them.
+	// text is a copy of the input. Decoded strings without escapes are
+	// substrings of it, which saves an allocation for each of them.
 	text    string
 	scratch []byte // unquoted strings that contained escapes
 }
@@ -242,7 +243,7 @@ func (d *decoder) changes() ([]cairn.Change, error) {
 	if _, err := d.dec.ReadToken(); err != nil {
 		return nil, syntaxError(err)
 	}
-	var cs []cairn.Change
+	cs := []cairn.Change{} // like json v2: [] is empty, not absent
 	for i := 0; d.dec.PeekKind() != ']'; i++ {
 		if err := d.beginObject(); err != nil {
 			if err == errNull {
@@ -446,12 +447,46 @@ func (d *decoder) timestamp() (time.Time, error) {
 	case raw[0] != '"':
 		return t, d.mismatch("RFC 3339 timestamp string", raw.Kind())
 	}
-	// UnmarshalText is strict RFC 3339, unlike time.Parse.
-	if err := t.UnmarshalText(d.unquote(raw)); err != nil {
+	b := d.unquote(raw)
+	if !isRFC3339(b) || t.UnmarshalText(b) != nil {
 		return t, errorf("expected RFC 3339 timestamp")
 	}
 	return t, nil
 }
+
+// isRFC3339 checks the shape time.Time.UnmarshalText leaves unchecked
+// (go.dev/issue/57912): two-digit fields, a '.' before the fraction and a
+// zone offset within ±23:59. UnmarshalText checks the ranges of the rest.
+func isRFC3339(b []byte) bool {
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(b) < len(layout)+1 {
+		return false
+	}
+	for i := range len(layout) {
+		if c := layout[i]; c == 'd' && !isDigit(b[i]) || c != 'd' && b[i] != c {
+			return false
+		}
+	}
+	rest := b[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if len(rest) == 1 {
+		return rest[0] == 'Z'
+	}
+	return len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') &&
+		isDigit(rest[1]) && isDigit(rest[2]) && rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5]) &&
+		(rest[1]-'0')*10+rest[2]-'0' < 24 && rest[4] < '6'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // stringMap reads an object of strings.
 func (d *decoder) stringMap() (map[string]string, error) {
@@ -645,9 +680,11 @@ func syntaxError(err error) error {
 		}
 		reason := "syntax error"
 		if se.Err != nil {
-			// jsontext quotes the offending input after a backtick.
-			reason, _, _ = strings.Cut(se.Err.Error(), "`")
-			reason = strings.TrimSpace(reason)
+			// Keep jsontext's description, not the input it quotes.
+			reason = se.Err.Error()
+			if i := strings.IndexAny(reason, "`'"); i > 0 {
+				reason = strings.TrimSpace(reason[:i])
+			}
 		}
 		return errorf("malformed JSON at byte offset %d: %s", se.ByteOffset, reason)
 	}

@@ -102,6 +102,7 @@ func TestDecodeEventAccepts(t *testing.T) {
 		data string
 	}{
 		{"minimal", `{"action":"a"}`},
+		{"event_time forms", `{"action":"a","event_time":"2026-03-01T10:00:00.123456789-23:59"}`},
 		{"whitespace", " \t\r\n{ \"action\" : \"a\" }\n "},
 		{"escaped name", `{"act\u0069on":"a"}`},
 		{"nulls", `{"action":"a","event_time":null,"kind":null,"actor":null,"target":null,"group":null,"changes":null,"source":null,"fields":null,"metadata":null}`},
@@ -167,6 +168,14 @@ func TestRejects(t *testing.T) {
 		{"event_time with space", `{"action":"a","event_time":"2026-03-01 12:00:00Z"}`, cairn.EInvalid},
 		{"event_time without zone", `{"action":"a","event_time":"2026-03-01T12:00:00"}`, cairn.EInvalid},
 		{"event_time hour 24", `{"action":"a","event_time":"2026-03-01T24:00:00Z"}`, cairn.EInvalid},
+		{"event_time one-digit hour", `{"action":"a","event_time":"2026-03-01T1:00:00Z"}`, cairn.EInvalid},
+		{"event_time comma fraction", `{"action":"a","event_time":"2026-03-01T10:00:00,5Z"}`, cairn.EInvalid},
+		{"event_time empty fraction", `{"action":"a","event_time":"2026-03-01T10:00:00.Z"}`, cairn.EInvalid},
+		{"event_time zone hour 24", `{"action":"a","event_time":"2026-03-01T10:00:00+24:00"}`, cairn.EInvalid},
+		{"event_time zone minute 60", `{"action":"a","event_time":"2026-03-01T10:00:00+01:60"}`, cairn.EInvalid},
+		{"event_time lower-case z", `{"action":"a","event_time":"2026-03-01T10:00:00z"}`, cairn.EInvalid},
+		{"event_time leap second", `{"action":"a","event_time":"2026-06-30T23:59:60Z"}`, cairn.EInvalid},
+		{"event_time February 30", `{"action":"a","event_time":"2026-02-30T10:00:00Z"}`, cairn.EInvalid},
 		// missing or invalid members
 		{"missing action", `{"kind":"read"}`, cairn.EInvalid},
 		{"empty object", `{}`, cairn.EInvalid},

@@ -1,15 +1,18 @@
 // Package ingest turns what a client sends into what the log commits: it
 // splits request bodies into events, decodes them strictly, validates and
-// normalises them, applies redaction and builds the canonical RFC 8785 leaf.
+// normalises them, applies redaction, builds the canonical RFC 8785 leaf and
+// group-commits the results (Committer).
 //
 //	items, batch, err := ingest.SplitBody(body, contentType)
 //	in, err := ingest.DecodeEvent(items[i])
 //	e, err := ingest.Normalize(in, org, context, id, received, rules)
 //	leaf, err := ingest.Canonical(e)
 //
-// This is the hot path of every write. Everything expensive happens here,
-// before the group commit, so the committer only splices the sequence number
-// into the leaf (see cairn.Leaf).
+// This is the hot path of every write. Everything expensive happens in these
+// four functions, before the group commit, so that the store only splices
+// the sequence number into the leaf (see cairn.Leaf). They are pure: no I/O,
+// no state between calls beyond pooled scratch buffers, safe for concurrent
+// use.
 //
 // # Input rules
 //
@@ -53,9 +56,9 @@
 //
 // It never logs, and its error messages never quote, event values: events
 // carry personal data and, before redaction, secrets. Messages name member
-// paths and limits only. It does no I/O and keeps no state between calls
-// beyond pooled scratch buffers. Once Canonical has produced a leaf, nothing
-// may re-serialise the event for verification: the leaf bytes are the record.
+// paths and limits only. It never lets an unredacted value reach a leaf.
+// Once Canonical has produced a leaf, nothing may re-serialise the event for
+// verification: the leaf bytes are the record.
 package ingest
 
 // MaxBody is the largest request body the HTTP layer accepts for a write.

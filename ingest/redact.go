@@ -164,7 +164,8 @@ func (r redactor) stringMap(m map[string]string) (map[string]string, bool) {
 	return out, true
 }
 
-// value redacts the objects inside a free-form value.
+// value redacts the objects inside a free-form value. It knows every
+// container type Canonical accepts, so nothing unredacted can reach a leaf.
 func (r redactor) value(v any) (any, bool) {
 	switch v := v.(type) {
 	case map[string]any:
