@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"strconv"
 	"sync"
@@ -91,6 +92,7 @@ func (s *Server) routes() {
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)
 	authed("GET /metrics", s.metrics)
+	authed("GET /debug/pprof/{name...}", s.pprof)
 
 	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
 	public("GET /log/{org}/{ctx}/key", s.getKey)
@@ -282,6 +284,24 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// pprof serves the Go runtime profiles to server admins.
+func (s *Server) pprof(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	switch name := r.PathValue("name"); name {
+	case "", "index":
+		pprof.Index(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
