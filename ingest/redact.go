@@ -96,9 +96,22 @@ func newRedactor(rules []cairn.RedactionRule) redactor {
 
 // mode returns how to redact a member called name: cairn.RedactExclude,
 // cairn.RedactMask or "" (keep). A context rule with an unknown mode masks:
-// a misconfigured rule fails closed.
+// a misconfigured rule fails closed. A dotted or slashed path such as the
+// change field "user.password" or "credentials/token" is also judged by its
+// last segment, so nesting a secret does not smuggle it past the rules.
 func (r redactor) mode(name string) string {
 	name = strings.ToLower(name) // allocates only if name has upper case
+	if m := r.exact(name); m != "" {
+		return m
+	}
+	if i := strings.LastIndexAny(name, "./"); i >= 0 {
+		return r.exact(name[i+1:])
+	}
+	return ""
+}
+
+// exact returns the mode of the rule named exactly name (lower case).
+func (r redactor) exact(name string) string {
 	for _, rule := range r.rules {
 		if rule.Field == name {
 			if rule.Mode == cairn.RedactExclude {

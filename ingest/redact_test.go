@@ -54,6 +54,15 @@ func TestRedaction(t *testing.T) {
 			}},
 		},
 		{
+			name: "dotted and slashed paths are judged by their last segment",
+			data: `{"action":"a","changes":[{"field":"user.Password","old":"p1","new":"p2"},{"field":"creds/token","new":"t"},{"field":"meta.updated_at","new":"x"},{"field":"password.policy","new":"strict"}]}`,
+			want: redactable{Changes: []cairn.Change{
+				{Field: "user.Password", Old: "***", New: "***"},
+				{Field: "creds/token", New: "***"},
+				{Field: "password.policy", New: "strict"},
+			}},
+		},
+		{
 			name: "default exclude drops churn changes",
 			data: `{"action":"a","changes":[{"field":"updated_at","old":"1","new":"2"},{"field":"name","old":"a","new":"b"},{"field":"Created_At","new":"3"}]}`,
 			want: redactable{Changes: []cairn.Change{{Field: "name", Old: "a", New: "b"}}},
