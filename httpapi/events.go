@@ -57,6 +57,12 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, cairn.Errorf(cairn.EInvalid, "Idempotency-Key is longer than %d bytes", maxIdempotencyKey))
 		return
 	}
+	reserved, err := s.reserve(r.ContentLength)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	defer s.unreserve(reserved)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, ingest.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -141,6 +147,31 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, status, BatchResult{Items: results})
+}
+
+// reserve claims memory for a write body of the given Content-Length (the
+// whole 32 MiB limit when unknown), or fails with EUnavailable when the
+// server already holds MaxInflightBytes of bodies.
+func (s *Server) reserve(contentLength int64) (int64, error) {
+	n := int64(ingest.MaxBody)
+	if contentLength >= 0 && contentLength < n {
+		n = contentLength
+	}
+	// The parsed form of a body takes roughly as much again.
+	n *= 2
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight > 0 && s.inflight+n > s.cfg.MaxInflightBytes {
+		return 0, cairn.Errorf(cairn.EUnavailable, "too many writes in progress; retry shortly")
+	}
+	s.inflight += n
+	return n, nil
+}
+
+func (s *Server) unreserve(n int64) {
+	s.mu.Lock()
+	s.inflight -= n
+	s.mu.Unlock()
 }
 
 // prepare turns one raw input event into a normalised event and its leaf.

@@ -39,6 +39,10 @@ type Config struct {
 	Now func() time.Time
 	// Ready reports whether the server can take traffic (default: always).
 	Ready func(context.Context) error
+	// MaxInflightBytes bounds the write bodies held in memory at once
+	// (default 256 MiB). A write that would exceed it gets 503 with
+	// Retry-After instead of growing the heap.
+	MaxInflightBytes int64
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -47,6 +51,7 @@ type Server struct {
 	mux *http.ServeMux
 
 	mu       sync.Mutex
+	inflight int64 // bytes reserved by write bodies being processed
 	keys     map[[32]byte]cachedKey
 	contexts map[ctxKey]cachedContext
 }
@@ -74,6 +79,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = 256 << 20
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
