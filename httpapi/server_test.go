@@ -30,10 +30,11 @@ func (g *gatedStore) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([
 }
 
 type fixture struct {
-	url     string
-	token   string
-	store   *gatedStore
-	release func()
+	url       string
+	token     string
+	store     *gatedStore
+	committer *ingest.Committer
+	release   func()
 }
 
 func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
@@ -56,7 +57,6 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 	g := &gatedStore{Store: s, gate: make(chan struct{})}
 	var once sync.Once
 	release := func() { once.Do(func() { close(g.gate) }) }
-	t.Cleanup(release)
 	c := ingest.NewCommitter(ingest.CommitterConfig{Store: g, MaxQueued: maxQueued})
 	t.Cleanup(func() { c.Close() })
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -67,7 +67,8 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 	cfg.Store, cfg.Committer, cfg.Signer = g, c, signer
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
-	return &fixture{url: srv.URL, token: secret, store: g, release: release}
+	t.Cleanup(release) // first: a failed test must not leave writes blocked
+	return &fixture{url: srv.URL, token: secret, store: g, committer: c, release: release}
 }
 
 func (f *fixture) post(t *testing.T, body string) *http.Response {
@@ -82,13 +83,14 @@ func (f *fixture) post(t *testing.T, body string) *http.Response {
 	return resp
 }
 
-// waitQueued waits until n events wait for the (gated) store.
-func waitQueued(t *testing.T, check func() bool) {
+// waitQueued waits until n events wait for the (gated) store. Until then a
+// probing request could itself be queued and block on the gate.
+func (f *fixture) waitQueued(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !check() {
+	deadline := time.Now().Add(10 * time.Second)
+	for f.committer.Queued() < n {
 		if time.Now().After(deadline) {
-			t.Fatal("timed out")
+			t.Fatalf("timed out waiting for %d queued events (have %d)", n, f.committer.Queued())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -102,17 +104,12 @@ func TestOverloadQueue(t *testing.T) {
 	for range 2 {
 		go func() { done <- f.post(t, `{"action":"a.b"}`).StatusCode }()
 	}
-	waitQueued(t, func() bool {
-		// Both requests are in the committer: the next one must bounce.
-		resp := f.post(t, `{"action":"a.c"}`)
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
-			}
-			return true
-		}
-		return false
-	})
+	f.waitQueued(t, 2)
+	// Both requests are in the committer: the next one must bounce.
+	resp := f.post(t, `{"action":"a.c"}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("write to a full queue: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	f.release()
 	for range 2 {
 		if code := <-done; code != http.StatusCreated {
@@ -128,7 +125,10 @@ func TestOverloadMemory(t *testing.T) {
 	f := newFixture(t, Config{MaxInflightBytes: int64(2 * len(body))}, 0)
 	done := make(chan int, 1)
 	go func() { done <- f.post(t, body).StatusCode }()
-	waitQueued(t, func() bool { return f.post(t, body).StatusCode == http.StatusServiceUnavailable })
+	f.waitQueued(t, 1) // the first body is held in memory until its commit
+	if code := f.post(t, body).StatusCode; code != http.StatusServiceUnavailable {
+		t.Fatalf("write past the memory bound answered %d, want 503", code)
+	}
 	f.release()
 	if code := <-done; code != http.StatusCreated {
 		t.Fatalf("first write answered %d", code)

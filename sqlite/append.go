@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/google/uuid"
@@ -35,7 +34,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 	if a.hash, err = tx.PrepareContext(ctx, selectHashes); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	if a.text, err = tx.PrepareContext(ctx, `INSERT INTO events_text (rowid, body) VALUES (?, ?)`); err != nil {
+	if a.text, err = tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	heads := map[int64]*head{}
@@ -99,6 +98,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 	if err := tx.Commit(); err != nil {
 		return nil, s.txErr("commit append", err)
 	}
+	s.wal.committed()
 	return results, nil
 }
 
@@ -190,14 +190,12 @@ func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cai
 	if err != nil {
 		return cairn.Committed{}, fmt.Errorf("insert event: %w", err)
 	}
-	if body := searchText(e); body != "" {
-		gid, err := res.LastInsertId()
-		if err != nil {
-			return cairn.Committed{}, err
-		}
-		if _, err := a.text.ExecContext(ctx, gid, body); err != nil {
-			return cairn.Committed{}, fmt.Errorf("index text: %w", err)
-		}
+	gid, err := res.LastInsertId()
+	if err != nil {
+		return cairn.Committed{}, err
+	}
+	if _, err := a.text.ExecContext(ctx, gid, indexBody(ref.orgID, ref.id, e)); err != nil {
+		return cairn.Committed{}, fmt.Errorf("index event: %w", err)
 	}
 	h.size = seq + 1
 	return cairn.Committed{ID: e.ID, Seq: seq, LeafHash: hashes[0]}, nil
@@ -229,49 +227,4 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
-}
-
-// searchText is what the free-text index holds for an event: description,
-// title, names, and changed field names and values.
-func searchText(e *cairn.Event) string {
-	var b strings.Builder
-	add := func(s string) {
-		if s != "" {
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(s)
-		}
-	}
-	add(e.Title)
-	add(e.Description)
-	if e.Actor != nil {
-		add(e.Actor.Name)
-	}
-	if e.Target != nil {
-		add(e.Target.Name)
-	}
-	if e.Group != nil {
-		add(e.Group.Name)
-	}
-	for _, c := range e.Changes {
-		add(c.Field)
-		add(scalarText(c.Old))
-		add(scalarText(c.New))
-	}
-	return b.String()
-}
-
-func scalarText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case bool, float64, int64, int:
-		return fmt.Sprint(v)
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
 }

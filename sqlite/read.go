@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/google/uuid"
@@ -85,6 +87,12 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 
 // searchQuery builds the SQL of a search. An empty query means nothing can
 // match (an unknown context, a text query without words).
+//
+// When any filter has index tokens (see index.go), events_index drives the
+// walk: FTS5 yields the matching rowids (= gid) newest first, starting below
+// the cursor, and each is looked up by gid. Otherwise the table is walked
+// backwards by gid. Either way every filter is re-checked on the event's
+// columns, and nothing is sorted.
 func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cairn.Filter) (string, []any, error) {
 	var where []string
 	args := []any{}
@@ -92,6 +100,8 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 		where = append(where, clause)
 		args = append(args, a...)
 	}
+	var match matchQuery
+	key := func(field byte, v string) { match.and(token(orgID, field, v)) }
 	add("e.org_id = ?", orgID)
 	if f.Context != "" {
 		ref, err := s.resolve(ctx, s.r, org, f.Context)
@@ -102,23 +112,37 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 			return "", nil, err
 		}
 		add("e.ctx_id = ?", ref.id)
+		key(tokContext, strconv.FormatInt(ref.id, 10))
 	}
 	if f.Action != "" {
 		add("e.action = ?", f.Action)
+		key(tokAction, f.Action)
 	}
 	if f.ActionPrefix != "" {
-		// A range over the index instead of LIKE, which would need escaping
-		// and defeats the index under NOCASE rules.
+		// A range instead of LIKE, which would need escaping.
 		add("e.action >= ? AND e.action < ?", f.ActionPrefix, f.ActionPrefix+"\U0010FFFF")
+		if prefixBoundary(f.ActionPrefix) {
+			key(tokActionPrefix, f.ActionPrefix)
+		}
 	}
-	for _, c := range []struct{ col, val string }{
-		{"e.kind", f.Kind}, {"e.outcome", f.Outcome},
-		{"e.actor_id", f.ActorID}, {"e.actor_type", f.ActorType}, {"e.actor_email", f.ActorEmail},
-		{"e.target_type", f.TargetType}, {"e.target_id", f.TargetID}, {"e.group_id", f.GroupID},
+	for _, c := range []struct {
+		col   string
+		field byte
+		val   string
+	}{
+		{"e.kind", tokKind, f.Kind}, {"e.outcome", tokOutcome, f.Outcome},
+		{"e.actor_id", tokActorID, f.ActorID}, {"e.actor_type", tokActorType, f.ActorType},
+		{"e.actor_email", tokActorEmail, f.ActorEmail},
+		{"e.target_type", tokTargetType, f.TargetType}, {"e.target_id", tokTargetID, f.TargetID},
+		{"e.group_id", tokGroup, f.GroupID},
 	} {
 		if c.val != "" {
 			add(c.col+" = ?", c.val)
+			key(c.field, c.val)
 		}
+	}
+	if f.TargetType != "" && f.TargetID != "" {
+		key(tokTarget, f.TargetType+"\x00"+f.TargetID)
 	}
 	if !f.Since.IsZero() {
 		add("e.event_time >= ?", micros(f.Since))
@@ -126,16 +150,24 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if !f.Until.IsZero() {
 		add("e.event_time < ?", micros(f.Until))
 	}
-	from, order := accessPath(f), "e.gid"
+	if !f.Since.IsZero() && !f.Until.IsZero() {
+		if toks := windowTokens(orgID, f.Since, f.Until); toks != nil {
+			match.anyOf(toks)
+		}
+	}
 	if f.Text != "" {
-		match := ftsQuery(f.Text)
-		if match == "" {
+		words := textTerms(f.Text)
+		if len(words) == 0 {
 			return "", nil, nil
 		}
-		// Walk the text index newest first (FTS5 returns rowids in
-		// descending order cheaply) and look each match up by gid.
-		from, order = "events_text t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
-		add("events_text MATCH ?", match)
+		for _, w := range words {
+			match.and(w)
+		}
+	}
+	from, order := "events e NOT INDEXED", "e.gid"
+	if len(match.terms) > 0 {
+		from, order = "events_index t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
+		add("events_index MATCH ?", match.String())
 		if f.Before > 0 {
 			add("t.rowid < ?", f.Before)
 		}
@@ -147,34 +179,11 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	return q, append(args, f.Limit+1), nil
 }
 
-// accessPath picks how a search walks the events, newest first. SQLite's
-// planner, without statistics, tends to pick an index for the org_id term
-// and then sort every row of the org; instead the most selective indexed
-// equality drives the walk (each index ends in gid, so its order is already
-// newest first), and anything else walks the table itself backwards by gid,
-// filtering as it goes.
-func accessPath(f cairn.Filter) string {
-	switch {
-	case f.TargetID != "" && f.TargetType != "":
-		return "events e INDEXED BY events_target"
-	case f.ActorID != "":
-		return "events e INDEXED BY events_actor"
-	case f.GroupID != "":
-		return "events e INDEXED BY events_group"
-	case f.Action != "":
-		return "events e INDEXED BY events_action"
-	}
-	return "events e NOT INDEXED"
-}
-
-// ftsQuery turns free text into an FTS5 query that matches events holding
-// every word, quoting each so that no FTS5 syntax reaches the engine.
-func ftsQuery(text string) string {
-	var terms []string
-	for _, w := range strings.Fields(text) {
-		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
-	}
-	return strings.Join(terms, " ")
+// textTerms splits free text into the tokens FTS5's unicode61 tokenizer
+// makes of it (runs of letters and digits): the index has detail=none, which
+// cannot match phrases, so "foo-bar" means foo AND bar.
+func textTerms(text string) []string {
+	return strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
 // ReadHashes implements cairn.LogReader.

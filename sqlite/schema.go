@@ -2,14 +2,25 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+
+	"github.com/cairn-audit/cairn"
 )
+
+// A migration is SQL, optionally followed by Go code in the same
+// transaction (for data SQL cannot derive, such as index tokens).
+type migration struct {
+	sql  string
+	code func(ctx context.Context, tx *sql.Tx) error
+}
 
 // migrations is append-only: never edit an entry that has shipped, add a new
 // one. PRAGMA user_version records how many have been applied.
-var migrations = []string{
+var migrations = []migration{
 	// 1: orgs, contexts, events, the Merkle tree, checkpoints, idempotency, keys.
-	`
+	{sql: `
 CREATE TABLE orgs (
 	id         INTEGER PRIMARY KEY,
 	name       TEXT NOT NULL UNIQUE,
@@ -107,7 +118,47 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-`,
+`},
+
+	// 2: one FTS5 index for every filter (see index.go) replaces the
+	// per-column B-tree indexes and the text-only FTS table.
+	{sql: `
+CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
+DROP INDEX events_action;
+DROP INDEX events_actor;
+DROP INDEX events_target;
+DROP INDEX events_group;
+DROP TABLE events_text;
+`, code: backfillIndex},
+}
+
+// backfillIndex indexes the events stored before migration 2.
+func backfillIndex(ctx context.Context, tx *sql.Tx) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	rows, err := tx.QueryContext(ctx, `SELECT gid, org_id, ctx_id, leaf FROM events ORDER BY gid`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gid, orgID, ctxID int64
+		var leaf []byte
+		if err := rows.Scan(&gid, &orgID, &ctxID, &leaf); err != nil {
+			return err
+		}
+		var e cairn.Event
+		if err := json.Unmarshal(leaf, &e); err != nil {
+			return fmt.Errorf("event %d: decode leaf: %w", gid, err)
+		}
+		if _, err := ins.ExecContext(ctx, gid, indexBody(orgID, ctxID, &e)); err != nil {
+			return fmt.Errorf("event %d: index: %w", gid, err)
+		}
+	}
+	return rows.Err()
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -128,9 +179,16 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		m := migrations[i]
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if m.code != nil {
+			if err := m.code(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
 			tx.Rollback()

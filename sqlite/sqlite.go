@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,6 +34,8 @@ type Config struct {
 	Readers int
 	// Now stamps created/updated times (default time.Now).
 	Now func() time.Time
+	// Logger receives background maintenance problems (default: discard).
+	Logger *slog.Logger
 }
 
 // Store is the SQLite engine. It implements cairn.Store.
@@ -40,6 +43,7 @@ type Store struct {
 	cfg Config
 	w   *sql.DB // one connection: every write is serialised here
 	r   *sql.DB // read-only connections
+	wal *walCheckpointer
 
 	mu       sync.RWMutex
 	contexts map[ctxKey]ctxRef // name → ids; contexts are never renamed or deleted
@@ -67,6 +71,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -78,7 +85,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	w, err := sql.Open("sqlite", dsn(cfg.Path, append(common,
 		"journal_mode(WAL)",
 		"synchronous(FULL)",
-		"wal_autocheckpoint(4096)",
+		"wal_autocheckpoint(0)", // see walcheckpoint.go
+		"journal_size_limit(67108864)",
 	), "immediate"))
 	if err != nil {
 		return nil, err
@@ -103,6 +111,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(cfg.Readers)
 	r.SetMaxIdleConns(cfg.Readers)
 	s.r = r
+	ckpt, err := sql.Open("sqlite", dsn(cfg.Path, common, "deferred"))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	ckpt.SetMaxOpenConns(1)
+	s.wal = newWALCheckpointer(ckpt, w, cfg.Logger)
 	return s, nil
 }
 
@@ -118,6 +134,10 @@ func dsn(path string, pragmas []string, txlock string) string {
 // Close closes the database. In-flight calls must have returned.
 func (s *Store) Close() error {
 	var errs []error
+	if s.wal != nil {
+		s.wal.close()
+		errs = append(errs, s.wal.db.Close())
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -90,7 +90,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // Open starts everything and begins serving.
 func (m *Main) Open(ctx context.Context) error {
 	var err error
-	m.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(m.DataDir, "cairn.db")})
+	m.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(m.DataDir, "cairn.db"), Logger: m.logger})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

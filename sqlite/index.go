@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+)
+
+// The search index.
+//
+// Every search filter is answered from one FTS5 table, events_index, instead
+// of a B-tree index per column. Its row for an event (rowid = gid) holds the
+// event's free text and one key token per filterable value: the context, the
+// action and each of its dotted prefixes, kind, outcome, actor type, id and
+// email, target type, id and type+id, group, and the year, month, day and
+// hour of event_time. A key token is "0" + a field letter + 16 hex digits of
+// SHA-256(org id, field, value), so tokens of different orgs and fields
+// never meet and any value survives the tokenizer.
+//
+// Why: a B-tree index on a high-cardinality column (actors, targets) puts
+// each new event on a random page, and SQLite writes every page a
+// transaction dirties into the WAL: at 5,000 actors one such index cost a
+// third of the bulk ingest rate, more as the table outgrew the cache. FTS5
+// is an LSM: a transaction's tokens are sorted in memory and written as one
+// new segment, merged in the background of later writes. A search ANDs the
+// tokens of its filters (FTS5 intersects the posting lists, newest rowid
+// first, seeking past the cursor), so two selective filters are as cheap as
+// one, and a time window is an OR of the coarsest buckets that cover it.
+//
+// Tokens are only a fast path: the query re-checks every filter against the
+// event's columns, so a hash collision can cost time but never a wrong row.
+
+// Field letters of key tokens. Never change one: stored tokens use them.
+const (
+	tokContext      = 'x'
+	tokAction       = 'a'
+	tokActionPrefix = 'p'
+	tokKind         = 'k'
+	tokOutcome      = 'o'
+	tokActorType    = 't'
+	tokActorID      = 'i'
+	tokActorEmail   = 'e'
+	tokTargetType   = 'y'
+	tokTargetID     = 's'
+	tokTarget       = 'r' // type + "\x00" + id
+	tokGroup        = 'g'
+	tokYear         = 'v'
+	tokMonth        = 'm'
+	tokDay          = 'd'
+	tokHour         = 'h'
+)
+
+// token returns the key token of one field value in one org.
+func token(orgID int64, field byte, value string) string {
+	h := sha256.New()
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(orgID))
+	b[8] = field
+	h.Write(b[:])
+	h.Write([]byte(value))
+	var sum [32]byte
+	h.Sum(sum[:0])
+	var out [18]byte
+	out[0], out[1] = '0', field
+	hex.Encode(out[2:], sum[:8])
+	return string(out[:])
+}
+
+// prefixBoundary reports whether an action prefix ends where a key token
+// exists for it: right after a separator.
+func prefixBoundary(p string) bool {
+	return p != "" && strings.ContainsRune(".:/", rune(p[len(p)-1]))
+}
+
+// timeBuckets are the bucket tokens of an event time, coarsest first.
+func timeBuckets(orgID int64, t time.Time) [4]string {
+	t = t.UTC()
+	return [4]string{
+		token(orgID, tokYear, t.Format("2006")),
+		token(orgID, tokMonth, t.Format("2006-01")),
+		token(orgID, tokDay, t.Format("2006-01-02")),
+		token(orgID, tokHour, t.Format("2006-01-02T15")),
+	}
+}
+
+// indexBody is the events_index row of an event: free text, then key tokens.
+func indexBody(orgID, ctxID int64, e *cairn.Event) string {
+	var b strings.Builder
+	b.Grow(512)
+	writeSearchText(&b, e)
+	add := func(field byte, v string) {
+		if v == "" {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(token(orgID, field, v))
+	}
+	add(tokContext, strconv.FormatInt(ctxID, 10))
+	add(tokAction, e.Action)
+	for i := 0; i < len(e.Action)-1; i++ {
+		if prefixBoundary(e.Action[:i+1]) {
+			add(tokActionPrefix, e.Action[:i+1])
+		}
+	}
+	add(tokKind, e.Kind)
+	add(tokOutcome, e.Outcome)
+	if a := e.Actor; a != nil {
+		add(tokActorType, a.Type)
+		add(tokActorID, a.ID)
+		add(tokActorEmail, a.Email)
+	}
+	if t := e.Target; t != nil {
+		add(tokTargetType, t.Type)
+		add(tokTargetID, t.ID)
+		if t.Type != "" && t.ID != "" {
+			add(tokTarget, t.Type+"\x00"+t.ID)
+		}
+	}
+	if g := e.Group; g != nil {
+		add(tokGroup, g.ID)
+	}
+	for _, tok := range timeBuckets(orgID, e.EventTime) {
+		b.WriteByte(' ')
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// writeSearchText writes what free text matches: title, description, names,
+// and changed field names and values.
+func writeSearchText(b *strings.Builder, e *cairn.Event) {
+	add := func(s string) {
+		if s != "" {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(s)
+		}
+	}
+	add(e.Title)
+	add(e.Description)
+	if e.Actor != nil {
+		add(e.Actor.Name)
+	}
+	if e.Target != nil {
+		add(e.Target.Name)
+	}
+	if e.Group != nil {
+		add(e.Group.Name)
+	}
+	for _, c := range e.Changes {
+		add(c.Field)
+		add(scalarText(c.Old))
+		add(scalarText(c.New))
+	}
+}
+
+func scalarText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case bool, float64, int64, int:
+		return fmt.Sprint(v)
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// maxWindowTokens bounds the OR a time window becomes; a wider cover falls
+// back to filtering while walking the commit order.
+const maxWindowTokens = 160
+
+// windowTokens returns bucket tokens whose union covers [since, until) (it
+// may cover more; the query re-checks event_time), or nil when the window
+// needs more than maxWindowTokens buckets. since must not be zero.
+func windowTokens(orgID int64, since, until time.Time) []string {
+	since, until = since.UTC(), until.UTC()
+	if !until.After(since) {
+		return nil
+	}
+	t := since.Truncate(time.Hour)
+	var out []string
+	for t.Before(until) {
+		if len(out) == maxWindowTokens {
+			return nil
+		}
+		y, m, d := t.Date()
+		// Take the coarsest bucket that starts at t and ends by until (or
+		// an hour, which always may overhang the edges).
+		switch {
+		case t.Hour() == 0 && d == 1 && m == 1 && !t.AddDate(1, 0, 0).After(until):
+			out = append(out, token(orgID, tokYear, t.Format("2006")))
+			t = time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC)
+		case t.Hour() == 0 && d == 1 && !t.AddDate(0, 1, 0).After(until):
+			out = append(out, token(orgID, tokMonth, t.Format("2006-01")))
+			t = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+		case t.Hour() == 0 && !t.AddDate(0, 0, 1).After(until):
+			out = append(out, token(orgID, tokDay, t.Format("2006-01-02")))
+			t = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+		default:
+			out = append(out, token(orgID, tokHour, t.Format("2006-01-02T15")))
+			t = t.Add(time.Hour)
+		}
+	}
+	return out
+}
+
+// matchQuery is an FTS5 query string that ANDs its terms; each term is a
+// quoted phrase or a parenthesised OR of quoted phrases, so no FTS5 syntax
+// from a caller reaches the engine.
+type matchQuery struct{ terms []string }
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func (q *matchQuery) and(tok string) { q.terms = append(q.terms, quote(tok)) }
+
+func (q *matchQuery) anyOf(toks []string) {
+	quoted := make([]string, len(toks))
+	for i, t := range toks {
+		quoted[i] = quote(t)
+	}
+	q.terms = append(q.terms, "("+strings.Join(quoted, " OR ")+")")
+}
+
+func (q *matchQuery) String() string { return strings.Join(q.terms, " AND ") }
