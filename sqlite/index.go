@@ -19,8 +19,8 @@ import (
 // of a B-tree index per column. Its row for an event (rowid = gid) holds the
 // event's free text and one key token per filterable value: the context, the
 // action and each of its dotted prefixes, kind, outcome, actor type, id and
-// email, target type, id and type+id, group, and the year, month, day and
-// hour of event_time. A key token is "0" + a field letter + 16 hex digits of
+// email, target type, id and type+id, group, and the year, month, day,
+// hour, ten minutes and minute of event_time. A key token is "0" + a field letter + 16 hex digits of
 // SHA-256(org id, field, value), so tokens of different orgs and fields
 // never meet and any value survives the tokenizer.
 //
@@ -55,6 +55,8 @@ const (
 	tokMonth        = 'm'
 	tokDay          = 'd'
 	tokHour         = 'h'
+	tokTenMinutes   = 'u'
+	tokMinute       = 'n'
 )
 
 // token returns the key token of one field value in one org.
@@ -80,13 +82,15 @@ func prefixBoundary(p string) bool {
 }
 
 // timeBuckets are the bucket tokens of an event time, coarsest first.
-func timeBuckets(orgID int64, t time.Time) [4]string {
+func timeBuckets(orgID int64, t time.Time) [6]string {
 	t = t.UTC()
-	return [4]string{
+	return [6]string{
 		token(orgID, tokYear, t.Format("2006")),
 		token(orgID, tokMonth, t.Format("2006-01")),
 		token(orgID, tokDay, t.Format("2006-01-02")),
 		token(orgID, tokHour, t.Format("2006-01-02T15")),
+		token(orgID, tokTenMinutes, t.Format("2006-01-02T15:04")[:15]),
+		token(orgID, tokMinute, t.Format("2006-01-02T15:04")),
 	}
 }
 
@@ -180,38 +184,54 @@ func scalarText(v any) string {
 
 // maxWindowTokens bounds the OR a time window becomes; a wider cover falls
 // back to filtering while walking the commit order.
-const maxWindowTokens = 160
+const maxWindowTokens = 200
 
 // windowTokens returns bucket tokens whose union covers [since, until) (it
 // may cover more; the query re-checks event_time), or nil when the window
-// needs more than maxWindowTokens buckets. since must not be zero.
+// needs more than maxWindowTokens buckets.
+//
+// Searches walk newest first, so what the cover adds after until is walked
+// (and rejected) before the first hit: the cover ends at until rounded up to
+// the minute. What it adds before since is only met at the end of the last
+// page, so the cover starts at since rounded down to the hour, which keeps
+// it short. Between the two it takes the coarsest buckets that fit.
 func windowTokens(orgID int64, since, until time.Time) []string {
 	since, until = since.UTC(), until.UTC()
 	if !until.After(since) {
 		return nil
 	}
 	t := since.Truncate(time.Hour)
+	end := until.Truncate(time.Minute)
+	if end.Before(until) {
+		end = end.Add(time.Minute)
+	}
 	var out []string
-	for t.Before(until) {
+	for t.Before(end) {
 		if len(out) == maxWindowTokens {
 			return nil
 		}
 		y, m, d := t.Date()
-		// Take the coarsest bucket that starts at t and ends by until (or
-		// an hour, which always may overhang the edges).
+		fits := func(next time.Time) bool { return !next.After(end) }
+		midnight := t.Hour() == 0 && t.Minute() == 0
 		switch {
-		case t.Hour() == 0 && d == 1 && m == 1 && !t.AddDate(1, 0, 0).After(until):
+		case midnight && d == 1 && m == 1 && fits(t.AddDate(1, 0, 0)):
 			out = append(out, token(orgID, tokYear, t.Format("2006")))
 			t = time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC)
-		case t.Hour() == 0 && d == 1 && !t.AddDate(0, 1, 0).After(until):
+		case midnight && d == 1 && fits(t.AddDate(0, 1, 0)):
 			out = append(out, token(orgID, tokMonth, t.Format("2006-01")))
 			t = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-		case t.Hour() == 0 && !t.AddDate(0, 0, 1).After(until):
+		case midnight && fits(t.AddDate(0, 0, 1)):
 			out = append(out, token(orgID, tokDay, t.Format("2006-01-02")))
 			t = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
-		default:
+		case t.Minute() == 0 && fits(t.Add(time.Hour)):
 			out = append(out, token(orgID, tokHour, t.Format("2006-01-02T15")))
 			t = t.Add(time.Hour)
+		case t.Minute()%10 == 0 && fits(t.Add(10*time.Minute)):
+			out = append(out, token(orgID, tokTenMinutes, t.Format("2006-01-02T15:04")[:15]))
+			t = t.Add(10 * time.Minute)
+		default:
+			out = append(out, token(orgID, tokMinute, t.Format("2006-01-02T15:04")))
+			t = t.Add(time.Minute)
 		}
 	}
 	return out
