@@ -130,3 +130,15 @@ type ContextRef struct {
 	Org     string
 	Context string
 }
+
+// WitnessReport is a context's witnessing state as the context API shows it.
+type WitnessReport struct {
+	// Witnesses holds one status per configured witness, in configuration
+	// order; Size is -1 for a witness never heard from.
+	Witnesses []WitnessStatus
+	// SignedSize is the size of the newest signed checkpoint, -1 if none.
+	SignedSize int64
+	// WitnessedSize is the size of the newest checkpoint that reached the
+	// quorum, -1 if none.
+	WitnessedSize int64
+}
