@@ -30,10 +30,11 @@ func (g *gatedStore) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([
 }
 
 type fixture struct {
-	url     string
-	token   string
-	store   *gatedStore
-	release func()
+	url       string
+	token     string
+	store     *gatedStore
+	committer *ingest.Committer
+	release   func()
 }
 
 func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
@@ -67,7 +68,7 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 	cfg.Store, cfg.Committer, cfg.Signer = g, c, signer
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
-	return &fixture{url: srv.URL, token: secret, store: g, release: release}
+	return &fixture{url: srv.URL, token: secret, store: g, committer: c, release: release}
 }
 
 func (f *fixture) post(t *testing.T, body string) *http.Response {
@@ -85,7 +86,7 @@ func (f *fixture) post(t *testing.T, body string) *http.Response {
 // waitQueued waits until n events wait for the (gated) store.
 func waitQueued(t *testing.T, check func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !check() {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out")
@@ -102,17 +103,14 @@ func TestOverloadQueue(t *testing.T) {
 	for range 2 {
 		go func() { done <- f.post(t, `{"action":"a.b"}`).StatusCode }()
 	}
-	waitQueued(t, func() bool {
-		// Both requests are in the committer: the next one must bounce.
-		resp := f.post(t, `{"action":"a.c"}`)
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
-			}
-			return true
-		}
-		return false
-	})
+	// Probe only once both requests are in the committer: a probe sent
+	// earlier would itself be queued behind the closed gate.
+	waitQueued(t, func() bool { return f.committer.Queued() == 2 })
+	resp := f.post(t, `{"action":"a.c"}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("write to a full queue: %d, Retry-After %q; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	f.release()
 	for range 2 {
 		if code := <-done; code != http.StatusCreated {
@@ -128,7 +126,11 @@ func TestOverloadMemory(t *testing.T) {
 	f := newFixture(t, Config{MaxInflightBytes: int64(2 * len(body))}, 0)
 	done := make(chan int, 1)
 	go func() { done <- f.post(t, body).StatusCode }()
-	waitQueued(t, func() bool { return f.post(t, body).StatusCode == http.StatusServiceUnavailable })
+	// The first body is reserved while it waits in the committer.
+	waitQueued(t, func() bool { return f.committer.Queued() == 1 })
+	if code := f.post(t, body).StatusCode; code != http.StatusServiceUnavailable {
+		t.Fatalf("write past MaxInflightBytes answered %d, want 503", code)
+	}
 	f.release()
 	if code := <-done; code != http.StatusCreated {
 		t.Fatalf("first write answered %d", code)
