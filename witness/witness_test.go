@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/merkle"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/storetest"
+	"github.com/cairn-audit/cairn/witness/witnesstest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -99,12 +100,12 @@ func (f *fixture) grow(t *testing.T, n int) *cairn.Checkpoint {
 	return cp
 }
 
-func (f *fixture) configure(t *testing.T, policy string, quorum int, ws ...*fakeWitness) {
+func (f *fixture) configure(t *testing.T, policy string, quorum int, ws ...*witnesstest.Witness) {
 	t.Helper()
 	c := cairn.WitnessConfig{Quorum: quorum, Policy: policy}
 	for _, w := range ws {
-		w.addLog(t, f.origin, f.vkey)
-		c.Witnesses = append(c.Witnesses, cairn.Witness{URL: w.srv.URL + "/", Key: w.vkey})
+		w.AddLog(t, f.origin, f.vkey)
+		c.Witnesses = append(c.Witnesses, cairn.Witness{URL: w.URL + "/", Key: w.VKey})
 	}
 	if _, err := f.svc.SetConfig(t.Context(), org, ctxName, c); err != nil {
 		t.Fatal(err)
@@ -120,18 +121,18 @@ func (f *fixture) latest(t *testing.T) *cairn.Checkpoint {
 	return cp
 }
 
-func (f *fixture) status(t *testing.T, w *fakeWitness) cairn.WitnessStatus {
+func (f *fixture) status(t *testing.T, w *witnesstest.Witness) cairn.WitnessStatus {
 	t.Helper()
 	r, err := f.svc.Report(t.Context(), org, ctxName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range r.Witnesses {
-		if st.Witness == w.vkey {
+		if st.Witness == w.VKey {
 			return st
 		}
 	}
-	t.Fatalf("no status for witness %s", w.name)
+	t.Fatalf("no status for witness %s", w.Name)
 	return cairn.WitnessStatus{}
 }
 
@@ -145,7 +146,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 // checkCosigned verifies note with the log key alone (x/mod note,
 // transparency-dev/formats) and, with torchwood as an independent
 // verifier, that it carries valid cosignatures of every witness in ws.
-func (f *fixture) checkCosigned(t *testing.T, msg []byte, size int64, ws ...*fakeWitness) {
+func (f *fixture) checkCosigned(t *testing.T, msg []byte, size int64, ws ...*witnesstest.Witness) {
 	t.Helper()
 	lv, err := note.NewVerifier(f.vkey)
 	if err != nil {
@@ -163,7 +164,7 @@ func (f *fixture) checkCosigned(t *testing.T, msg []byte, size int64, ws ...*fak
 	}
 	cosigners := []torchwood.Policy{}
 	for _, w := range ws {
-		cv, err := torchwood.NewCosignatureVerifier(w.vkey)
+		cv, err := torchwood.NewCosignatureVerifier(w.VKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +179,7 @@ func (f *fixture) checkCosigned(t *testing.T, msg []byte, size int64, ws ...*fak
 
 func TestHappyPath(t *testing.T) {
 	f := newFixture(t)
-	w1, w2 := newFakeWitness(t, "witness-one"), newFakeWitness(t, "witness-two")
+	w1, w2 := witnesstest.New(t, "witness-one"), witnesstest.New(t, "witness-two")
 	f.configure(t, cairn.WitnessFailOpen, 2, w1, w2)
 	ctx := t.Context()
 
@@ -193,11 +194,11 @@ func TestHappyPath(t *testing.T) {
 	}
 
 	// Nothing new: no request.
-	before := w1.requests.Load() + w2.requests.Load()
+	before := w1.Requests.Load() + w2.Requests.Load()
 	if err := f.svc.Submit(ctx, org, ctxName); err != nil {
 		t.Fatal(err)
 	}
-	if after := w1.requests.Load() + w2.requests.Load(); after != before {
+	if after := w1.Requests.Load() + w2.Requests.Load(); after != before {
 		t.Fatalf("%d requests for an already cosigned checkpoint", after-before)
 	}
 
@@ -208,11 +209,11 @@ func TestHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkCosigned(t, f.latest(t).Note, 305, w1, w2)
-	if w1.requests.Load() != 2 || w1.size(f.origin) != 305 {
-		t.Fatalf("witness one: %d requests, size %d; want 2 and 305", w1.requests.Load(), w1.size(f.origin))
+	if w1.Requests.Load() != 2 || w1.Size(f.origin) != 305 {
+		t.Fatalf("witness one: %d requests, size %d; want 2 and 305", w1.Requests.Load(), w1.Size(f.origin))
 	}
 	// The earlier checkpoint keeps its cosignatures.
-	cps, err := f.store.LatestCosignedCheckpoint(ctx, org, ctxName, []string{w1.vkey, w2.vkey}, 2)
+	cps, err := f.store.LatestCosignedCheckpoint(ctx, org, ctxName, []string{w1.VKey, w2.VKey}, 2)
 	if err != nil || cps.Size != 305 {
 		t.Fatalf("latest cosigned = %v, %v", cps, err)
 	}
@@ -228,12 +229,12 @@ func TestHappyPath(t *testing.T) {
 
 func TestWitnessDownThenUp(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
+	w := witnesstest.New(t, "witness")
 	f.configure(t, cairn.WitnessFailOpen, 1, w)
 	ctx := t.Context()
 	f.grow(t, 3)
 
-	w.down.Store(true)
+	w.Down.Store(true)
 	wantCode(t, "submit to a down witness", f.svc.Submit(ctx, org, ctxName), cairn.EUnavailable)
 	st := f.status(t, w)
 	if st.LastErrorCode != cairn.EUnavailable || st.LastErrorAt.IsZero() || !st.LastSuccess.IsZero() {
@@ -246,11 +247,11 @@ func TestWitnessDownThenUp(t *testing.T) {
 	}
 
 	// Backing off: no attempt until the backoff has passed.
-	w.down.Store(false)
+	w.Down.Store(false)
 	if err := f.svc.Submit(ctx, org, ctxName); err != nil {
 		t.Fatal(err)
 	}
-	if w.requests.Load() != 0 {
+	if w.Requests.Load() != 0 {
 		t.Fatal("submitted again during the backoff")
 	}
 	f.advance(2 * time.Second)
@@ -266,27 +267,27 @@ func TestWitnessDownThenUp(t *testing.T) {
 
 func TestConflictResync(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
+	w := witnesstest.New(t, "witness")
 	cp3 := f.grow(t, 3)
 	// The witness already holds size 3 (e.g. Cairn's status was lost).
-	w.setLatest(f.origin, 3, cp3.Root[:])
+	w.SetLatest(f.origin, 3, cp3.Root[:])
 	f.configure(t, cairn.WitnessFailOpen, 1, w)
 	f.grow(t, 5)
 	if err := f.svc.Submit(t.Context(), org, ctxName); err != nil {
 		t.Fatal(err)
 	}
-	if w.requests.Load() != 2 || w.size(f.origin) != 8 {
-		t.Fatalf("%d requests, witness size %d; want 2 (409 then 200) and 8", w.requests.Load(), w.size(f.origin))
+	if w.Requests.Load() != 2 || w.Size(f.origin) != 8 {
+		t.Fatalf("%d requests, witness size %d; want 2 (409 then 200) and 8", w.Requests.Load(), w.Size(f.origin))
 	}
 	f.checkCosigned(t, f.latest(t).Note, 8, w)
 }
 
 func TestRejected(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
+	w := witnesstest.New(t, "witness")
 	f.grow(t, 3)
 	// The witness saw a forked tree of size 2: the proof from 2 fails.
-	w.setLatest(f.origin, 2, bytes.Repeat([]byte{7}, 32))
+	w.SetLatest(f.origin, 2, bytes.Repeat([]byte{7}, 32))
 	f.configure(t, cairn.WitnessFailOpen, 1, w)
 	f.grow(t, 4)
 	wantCode(t, "submit to a witness holding a fork", f.svc.Submit(t.Context(), org, ctxName), cairn.EIntegrity)
@@ -298,26 +299,26 @@ func TestRejected(t *testing.T) {
 		t.Fatal("a rejected submission left a cosignature")
 	}
 	// Never retried blindly: the same checkpoint is not sent again.
-	n := w.requests.Load()
+	n := w.Requests.Load()
 	f.advance(time.Hour)
 	if err := f.svc.Submit(t.Context(), org, ctxName); err != nil {
 		t.Fatal(err)
 	}
-	if w.requests.Load() != n {
+	if w.Requests.Load() != n {
 		t.Fatal("a rejected checkpoint was submitted again")
 	}
 	// A new checkpoint is new evidence and is submitted (and rejected).
 	f.grow(t, 1)
 	wantCode(t, "submit the next checkpoint", f.svc.Submit(t.Context(), org, ctxName), cairn.EIntegrity)
-	if w.requests.Load() == n {
+	if w.Requests.Load() == n {
 		t.Fatal("the next checkpoint was not submitted")
 	}
 }
 
 func TestBadCosignature(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
-	w.garble.Store(true)
+	w := witnesstest.New(t, "witness")
+	w.Garble.Store(true)
 	f.configure(t, cairn.WitnessFailOpen, 1, w)
 	f.grow(t, 2)
 	wantCode(t, "a cosignature that does not verify", f.svc.Submit(t.Context(), org, ctxName), cairn.EIntegrity)
@@ -325,20 +326,18 @@ func TestBadCosignature(t *testing.T) {
 		t.Fatalf("an unverified cosignature was stored:\n%s", f.latest(t).Note)
 	}
 	// A witness presenting another key's cosignature is refused too.
-	other := newFakeWitness(t, "witness")
+	other := witnesstest.New(t, "witness")
 	f.configure(t, cairn.WitnessFailOpen, 1, other)
-	other.signer = w.signer
+	other.Signer = w.Signer
 	f.advance(time.Hour)
 	wantCode(t, "a cosignature by another key", f.svc.Submit(t.Context(), org, ctxName), cairn.EIntegrity)
 }
 
 func TestUnknownLog(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
+	w := witnesstest.New(t, "witness")
 	f.configure(t, cairn.WitnessFailOpen, 1, w)
-	w.mu.Lock()
-	delete(w.logs, f.origin)
-	w.mu.Unlock()
+	w.RemoveLog(f.origin)
 	f.grow(t, 2)
 	wantCode(t, "a witness that does not know the log", f.svc.Submit(t.Context(), org, ctxName), cairn.ENotFound)
 	if st := f.status(t, w); st.LastErrorCode != cairn.ENotFound {
@@ -348,17 +347,17 @@ func TestUnknownLog(t *testing.T) {
 
 func TestFailClosedQuorum(t *testing.T) {
 	f := newFixture(t)
-	w1, w2 := newFakeWitness(t, "witness-one"), newFakeWitness(t, "witness-two")
+	w1, w2 := witnesstest.New(t, "witness-one"), witnesstest.New(t, "witness-two")
 	f.configure(t, cairn.WitnessFailClosed, 2, w1, w2)
 	ctx := t.Context()
 
 	f.grow(t, 3)
-	w2.down.Store(true)
+	w2.Down.Store(true)
 	wantCode(t, "submit with one witness down", f.svc.Submit(ctx, org, ctxName), cairn.EUnavailable)
 	_, err := f.svc.Checkpoint(ctx, org, ctxName)
 	wantCode(t, "served checkpoint before the quorum", err, cairn.ENotFound)
 
-	w2.down.Store(false)
+	w2.Down.Store(false)
 	f.advance(time.Minute)
 	if err := f.svc.Submit(ctx, org, ctxName); err != nil {
 		t.Fatal(err)
@@ -371,7 +370,7 @@ func TestFailClosedQuorum(t *testing.T) {
 
 	// A new checkpoint that only one witness cosigned is not served.
 	f.grow(t, 4)
-	w2.down.Store(true)
+	w2.Down.Store(true)
 	wantCode(t, "submit with one witness down", f.svc.Submit(ctx, org, ctxName), cairn.EUnavailable)
 	if cp, err := f.svc.Checkpoint(ctx, org, ctxName); err != nil || cp.Size != 3 {
 		t.Fatalf("served checkpoint without quorum = %v, %v; want size 3", cp, err)
@@ -395,7 +394,7 @@ func TestFailClosedQuorum(t *testing.T) {
 		}
 		got <- cp
 	}()
-	w2.down.Store(false)
+	w2.Down.Store(false)
 	f.advance(time.Minute)
 	if err := f.svc.Submit(ctx, org, ctxName); err != nil {
 		t.Fatal(err)
@@ -416,7 +415,7 @@ func TestFailClosedQuorum(t *testing.T) {
 // witness without an explicit Submit.
 func TestRun(t *testing.T) {
 	f := newFixture(t)
-	w := newFakeWitness(t, "witness")
+	w := witnesstest.New(t, "witness")
 	f.configure(t, cairn.WitnessFailClosed, 1, w)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -1,4 +1,7 @@
-package witness
+// Package witnesstest is an in-process C2SP tlog-witness for tests: an
+// httptest server that implements add-checkpoint faithfully. It is for
+// tests only and must never be used to witness a real log.
+package witnesstest
 
 import (
 	"bufio"
@@ -22,20 +25,23 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// fakeWitness is an in-process C2SP tlog-witness: it verifies the log's
-// signature, checks the consistency proof with transparency-dev/merkle,
-// keeps its latest checkpoint per origin, answers 409 with its size when
-// "old" is not it and 422 on a bad proof, and cosigns with a
-// transparency-dev/formats cosignature/v1 signer.
-type fakeWitness struct {
-	name   string
-	vkey   string // the 0x04 cosignature verifier key
-	signer *fnote.Signer
+// Witness is an in-process C2SP tlog-witness: it verifies the log's
+// signature (403 if it fails, 404 for an unknown origin), checks the
+// consistency proof with transparency-dev/merkle, keeps its latest
+// checkpoint per origin, answers 409 with its size when "old" is not it and
+// 422 on a bad proof or a fork, and cosigns with a transparency-dev/formats
+// cosignature/v1 signer.
+type Witness struct {
+	Name string
+	VKey string // the 0x04 cosignature verifier key
+	URL  string // the submission prefix
+	// Signer cosigns; tests may swap it (before use) to forge answers.
+	Signer *fnote.Signer
 	srv    *httptest.Server
 
-	down     atomic.Bool  // abort every connection (a network error)
-	garble   atomic.Bool  // return a cosignature that does not verify
-	requests atomic.Int64 // add-checkpoint requests received
+	Down     atomic.Bool  // abort every connection (a network error)
+	Garble   atomic.Bool  // return a cosignature that does not verify
+	Requests atomic.Int64 // add-checkpoint requests received
 
 	mu     sync.Mutex
 	logs   map[string]note.Verifier // origin → log verifier
@@ -47,7 +53,8 @@ type state struct {
 	root []byte
 }
 
-func newFakeWitness(t *testing.T, name string) *fakeWitness {
+// New starts a witness named name; it stops when the test ends.
+func New(t testing.TB, name string) *Witness {
 	t.Helper()
 	skey, vkey01, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -61,15 +68,16 @@ func newFakeWitness(t *testing.T, name string) *fakeWitness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &fakeWitness{name: name, vkey: vkey, signer: signer,
+	w := &Witness{Name: name, VKey: vkey, Signer: signer,
 		logs: map[string]note.Verifier{}, latest: map[string]state{}}
 	w.srv = httptest.NewServer(w)
+	w.URL = w.srv.URL
 	t.Cleanup(w.srv.Close)
 	return w
 }
 
-// addLog makes the witness accept checkpoints of origin signed by vkey.
-func (w *fakeWitness) addLog(t *testing.T, origin, vkey string) {
+// AddLog makes the witness accept checkpoints of origin signed by vkey.
+func (w *Witness) AddLog(t testing.TB, origin, vkey string) {
 	t.Helper()
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -80,28 +88,37 @@ func (w *fakeWitness) addLog(t *testing.T, origin, vkey string) {
 	w.mu.Unlock()
 }
 
-// setLatest overwrites the witness's state for origin (e.g. a fork it saw).
-func (w *fakeWitness) setLatest(origin string, size uint64, root []byte) {
+// RemoveLog makes the witness forget origin (404 from then on).
+func (w *Witness) RemoveLog(origin string) {
+	w.mu.Lock()
+	delete(w.logs, origin)
+	w.mu.Unlock()
+}
+
+// SetLatest overwrites the witness's state for origin (e.g. a fork it saw).
+func (w *Witness) SetLatest(origin string, size uint64, root []byte) {
 	w.mu.Lock()
 	w.latest[origin] = state{size, root}
 	w.mu.Unlock()
 }
 
-func (w *fakeWitness) size(origin string) uint64 {
+// Size returns the witness's latest size for origin.
+func (w *Witness) Size(origin string) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.latest[origin].size
 }
 
-func (w *fakeWitness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if w.down.Load() {
+// ServeHTTP implements add-checkpoint.
+func (w *Witness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if w.Down.Load() {
 		panic(http.ErrAbortHandler)
 	}
 	if r.Method != http.MethodPost || r.URL.Path != "/add-checkpoint" {
 		http.NotFound(rw, r)
 		return
 	}
-	w.requests.Add(1)
+	w.Requests.Add(1)
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(rw, "read", http.StatusBadRequest)
@@ -155,13 +172,13 @@ func (w *fakeWitness) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.latest[origin] = state{c.Size, c.Hash} // "persisted" before replying
-	signed, err := note.Sign(&note.Note{Text: n.Text}, w.signer)
+	signed, err := note.Sign(&note.Note{Text: n.Text}, w.Signer)
 	if err != nil {
 		http.Error(rw, "sign", http.StatusInternalServerError)
 		return
 	}
 	sigs := signed[bytes.Index(signed, []byte("\n\n"))+2:]
-	if w.garble.Load() {
+	if w.Garble.Load() {
 		sigs = bytes.Clone(sigs)
 		sigs[len(sigs)-12] ^= 1
 	}
