@@ -20,10 +20,48 @@ func (s *Service) Checkpoint(ctx context.Context, org, name string) (*cairn.Chec
 	if err != nil {
 		return nil, err
 	}
-	if c.Policy == cairn.WitnessFailClosed && len(c.Witnesses) > 0 {
-		return s.cfg.Store.LatestCosignedCheckpoint(ctx, org, name, keys(c), c.Quorum)
+	if c.Policy != cairn.WitnessFailClosed || len(c.Witnesses) == 0 {
+		return s.cfg.Store.LatestCheckpoint(ctx, org, name)
 	}
-	return s.cfg.Store.LatestCheckpoint(ctx, org, name)
+	// The quorum query walks back over the checkpoints that lack a quorum,
+	// which pile up while witnesses are down: cache its answer until the
+	// next cosignature or checkpoint here, and at most servedTTL.
+	k := logKey{org, name}
+	now := time.Now()
+	s.mu.Lock()
+	sc, ok := s.served[k]
+	s.mu.Unlock()
+	if ok && now.Before(sc.expires) {
+		if sc.cp == nil {
+			return nil, cairn.Errorf(cairn.ENotFound, "no checkpoint of %s/%s reached its witness quorum", org, name)
+		}
+		cp := *sc.cp
+		return &cp, nil
+	}
+	cp, err := s.cfg.Store.LatestCosignedCheckpoint(ctx, org, name, keys(c), c.Quorum)
+	if cairn.ErrorCode(err) == cairn.ENotFound {
+		s.mu.Lock()
+		s.served[k] = cachedCheckpoint{expires: now.Add(servedTTL)}
+		s.mu.Unlock()
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.served[k] = cachedCheckpoint{cp: cp, expires: now.Add(servedTTL)}
+	s.mu.Unlock()
+	c2 := *cp
+	return &c2, nil
+}
+
+// servedTTL bounds how long a fail-closed checkpoint recorded on another
+// node can go unserved here.
+const servedTTL = time.Second
+
+type cachedCheckpoint struct {
+	cp      *cairn.Checkpoint // nil: none reached the quorum
+	expires time.Time
 }
 
 // WaitFor returns the checkpoint Checkpoint publishes once its size is at
@@ -103,7 +141,7 @@ func (s *Service) SetConfig(ctx context.Context, org, name string, c cairn.Witne
 	s.mu.Lock()
 	delete(s.configs, logKey{org, name})
 	s.mu.Unlock()
-	s.wake() // a fail-closed change may publish another checkpoint
+	s.wake() // a fail-closed change may publish another checkpoint; drops the cache
 	s.Notify()
 	return c, nil
 }

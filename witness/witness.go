@@ -108,7 +108,8 @@ type Service struct {
 	mu      sync.Mutex
 	peers   map[peerKey]*peer
 	configs map[logKey]cachedConfig
-	changed chan struct{} // closed and replaced when a checkpoint or cosignature is recorded
+	served  map[logKey]cachedCheckpoint // fail-closed answers of Checkpoint
+	changed chan struct{}               // closed and replaced when a checkpoint or cosignature is recorded
 }
 
 type logKey struct{ org, context string }
@@ -134,7 +135,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{cfg: cfg, notify: make(chan struct{}, 1), peers: map[peerKey]*peer{},
-		configs: map[logKey]cachedConfig{}, changed: make(chan struct{})}, nil
+		configs: map[logKey]cachedConfig{}, served: map[logKey]cachedCheckpoint{}, changed: make(chan struct{})}, nil
 }
 
 // Notify asks Run to look for new checkpoints now. It never blocks.
@@ -154,6 +155,7 @@ func (s *Service) Signed(org, context string, cp *cairn.Checkpoint) {
 
 func (s *Service) wake() {
 	s.mu.Lock()
+	clear(s.served)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

@@ -34,7 +34,7 @@ type fixture struct {
 	now time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cairn.db")})
 	if err != nil {
@@ -80,7 +80,7 @@ func (f *fixture) advance(d time.Duration) {
 }
 
 // grow appends n events and signs the new head.
-func (f *fixture) grow(t *testing.T, n int) *cairn.Checkpoint {
+func (f *fixture) grow(t testing.TB, n int) *cairn.Checkpoint {
 	t.Helper()
 	req := &cairn.AppendRequest{Org: org, Context: ctxName}
 	for range n {
@@ -100,7 +100,7 @@ func (f *fixture) grow(t *testing.T, n int) *cairn.Checkpoint {
 	return cp
 }
 
-func (f *fixture) configure(t *testing.T, policy string, quorum int, ws ...*witnesstest.Witness) {
+func (f *fixture) configure(t testing.TB, policy string, quorum int, ws ...*witnesstest.Witness) {
 	t.Helper()
 	c := cairn.WitnessConfig{Quorum: quorum, Policy: policy}
 	for _, w := range ws {
@@ -434,4 +434,21 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkCosigned(t, cp.Note, 4, w)
+}
+
+// BenchmarkSubmit measures one add-checkpoint round trip to an in-process
+// witness per new checkpoint (proof, HTTP, verification, storing the
+// cosignature and the status); appending and signing are excluded.
+func BenchmarkSubmit(b *testing.B) {
+	f := newFixture(b)
+	w := witnesstest.New(b, "witness")
+	f.configure(b, cairn.WitnessFailOpen, 1, w)
+	for b.Loop() {
+		b.StopTimer()
+		f.grow(b, 10)
+		b.StartTimer()
+		if err := f.svc.Submit(b.Context(), org, ctxName); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
