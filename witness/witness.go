@@ -34,6 +34,8 @@ const (
 	configTTL = 2 * time.Second
 	// maxResends bounds the 409 resynchronisations of one submission.
 	maxResends = 3
+	// maxParallelContexts bounds the contexts submitted at once by Run.
+	maxParallelContexts = 8
 )
 
 // Store is what the Service needs from an engine.
@@ -171,10 +173,20 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "list witnessed contexts", slog.Any("error", err))
 		}
+		// Contexts are submitted in parallel (bounded), so one slow
+		// witness does not hold back the others.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, maxParallelContexts)
 		for _, r := range refs {
-			// Failures are recorded and logged per witness.
-			_ = s.Submit(ctx, r.Org, r.Context)
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				// Failures are recorded and logged per witness.
+				_ = s.Submit(ctx, r.Org, r.Context)
+			}()
 		}
+		wg.Wait()
 		select {
 		case <-ctx.Done():
 			return nil
