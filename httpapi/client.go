@@ -166,3 +166,18 @@ func (c *Client) VerifierKey(ctx context.Context, org, name string) (string, err
 	_, err := c.Do(ctx, "GET", "/log/"+url.PathEscape(org)+"/"+url.PathEscape(name)+"/key", nil, nil, nil, &out)
 	return strings.TrimSpace(string(out)), err
 }
+
+// PatchContext edits a context; body holds the fields to change (see the
+// API reference), e.g. {"witnesses": [...], "witness_quorum": 1}.
+func (c *Client) PatchContext(ctx context.Context, org, name string, body map[string]any) (*ContextView, error) {
+	var out ContextView
+	_, err := c.Do(ctx, "PATCH", ctxPath(org, name), nil, jsonBody(body), nil, &out)
+	return &out, err
+}
+
+// Keys returns the signing-key history of a log.
+func (c *Client) Keys(ctx context.Context, org, name string) (*KeysView, error) {
+	var out KeysView
+	_, err := c.Do(ctx, "GET", "/log/"+url.PathEscape(org)+"/"+url.PathEscape(name)+"/keys", nil, nil, nil, &out)
+	return &out, err
+}

@@ -22,6 +22,12 @@ type ContextView struct {
 	Size        int64                 `json:"size"`
 	Root        string                `json:"root"`
 	Origin      string                `json:"origin"`
+	// Witnesses, WitnessQuorum and WitnessPolicy are the context's witness
+	// configuration; WitnessStatus what Cairn last heard from each witness.
+	Witnesses     []cairn.Witness `json:"witnesses"`
+	WitnessQuorum int             `json:"witness_quorum"`
+	WitnessPolicy string          `json:"witness_policy"`
+	WitnessStatus *WitnessingView `json:"witnessing,omitempty"`
 }
 
 func (s *Server) view(c *cairn.Context) ContextView {
@@ -57,6 +63,7 @@ type contextInput struct {
 	Description string                `json:"description"`
 	Tags        map[string]string     `json:"tags"`
 	Redaction   []cairn.RedactionRule `json:"redaction"`
+	witnessInput
 }
 
 func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
@@ -78,13 +85,37 @@ func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	var wc cairn.WitnessConfig
+	if in.witnessInput.set() {
+		var err error
+		if wc, err = s.witnessConfig(wc, in.witnessInput); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
 	c, err := s.cfg.Store.CreateContext(r.Context(), &cairn.Context{Org: org, Name: in.Name,
 		Description: in.Description, Tags: in.Tags, Redaction: in.Redaction})
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, s.view(c))
+	if in.witnessInput.set() {
+		if _, err := s.cfg.Witnessing.SetConfig(r.Context(), org, in.Name, wc); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	s.writeView(w, r, http.StatusCreated, c)
+}
+
+// writeView writes a context with its witnessing state.
+func (s *Server) writeView(w http.ResponseWriter, r *http.Request, status int, c *cairn.Context) {
+	v := s.view(c)
+	if err := s.addWitnessing(r.Context(), &v); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, status, v)
 }
 
 func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +133,12 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 		Items []ContextView `json:"items"`
 	}{Items: []ContextView{}}
 	for _, c := range cs {
-		out.Items = append(out.Items, s.view(c))
+		v := s.view(c)
+		if err := s.addWitnessing(r.Context(), &v); err != nil {
+			s.error(w, r, err)
+			return
+		}
+		out.Items = append(out.Items, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -118,13 +154,14 @@ func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.view(c))
+	s.writeView(w, r, http.StatusOK, c)
 }
 
 type contextPatch struct {
 	Description *string                `json:"description"`
 	Tags        *map[string]string     `json:"tags"`
 	Redaction   *[]cairn.RedactionRule `json:"redaction"`
+	witnessInput
 }
 
 func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
@@ -144,16 +181,39 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Validate the witness part before changing anything.
+	var wc cairn.WitnessConfig
+	if in.witnessInput.set() {
+		if s.cfg.Witnessing == nil {
+			s.error(w, r, cairn.Errorf(cairn.EInvalid, "witnessing is not enabled on this server"))
+			return
+		}
+		cur, err := s.cfg.Witnessing.Config(r.Context(), org, name)
+		if err != nil {
+			s.error(w, r, err)
+			return
+		}
+		if wc, err = s.witnessConfig(cur, in.witnessInput); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
 	c, err := s.cfg.Store.UpdateContext(r.Context(), org, name,
 		cairn.ContextUpdate{Description: in.Description, Tags: in.Tags, Redaction: in.Redaction})
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
+	if in.witnessInput.set() {
+		if _, err := s.cfg.Witnessing.SetConfig(r.Context(), org, name, wc); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
 	s.mu.Lock()
 	delete(s.contexts, ctxKey{org, name})
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, s.view(c))
+	s.writeView(w, r, http.StatusOK, c)
 }
 
 func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {

@@ -6,10 +6,17 @@ import (
 	"github.com/cairn-audit/cairn"
 )
 
-// getCheckpoint serves the latest signed checkpoint (C2SP tlog-checkpoint).
-// It is public: a checkpoint reveals only the tree size and root.
+// getCheckpoint serves the context's published checkpoint (C2SP
+// tlog-checkpoint) with every cosignature recorded so far: the newest
+// signed one, or under a fail-closed witness policy the newest one that
+// reached the witness quorum. It is public: a checkpoint reveals only the
+// tree size and root.
 func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := s.cfg.Store.LatestCheckpoint(r.Context(), r.PathValue("org"), r.PathValue("ctx"))
+	latest := s.cfg.Store.LatestCheckpoint
+	if s.cfg.Witnessing != nil {
+		latest = s.cfg.Witnessing.Checkpoint
+	}
+	cp, err := latest(r.Context(), r.PathValue("org"), r.PathValue("ctx"))
 	if err != nil {
 		if cairn.ErrorCode(err) == cairn.ENotFound {
 			err = cairn.Errorf(cairn.ENotFound, "no checkpoint for this log")

@@ -43,6 +43,13 @@ type Config struct {
 	// (default 256 MiB). A write that would exceed it gets 503 with
 	// Retry-After instead of growing the heap.
 	MaxInflightBytes int64
+	// Witnessing, if set, stores witness configuration set through the
+	// context API and chooses the published checkpoint by witness policy.
+	// Without it the newest signed checkpoint is published.
+	Witnessing Witnessing
+	// KeyHistory, if set, returns the signing-key history published at
+	// /log/{org}/{ctx}/keys. Without it only the current keys are listed.
+	KeyHistory func(context.Context) ([]cairn.SigningKey, error)
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -104,6 +111,7 @@ func (s *Server) routes() {
 
 	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
 	public("GET /log/{org}/{ctx}/key", s.getKey)
+	public("GET /log/{org}/{ctx}/keys", s.getKeys)
 
 	authed("POST /api/v1/orgs", s.createOrg)
 	authed("GET /api/v1/orgs", s.listOrgs)

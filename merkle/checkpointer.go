@@ -39,6 +39,9 @@ type Config struct {
 	// Now stamps Checkpoint.SignedAt. Default time.Now. Scheduling uses the
 	// real clock.
 	Now func() time.Time
+	// OnSign, if set, is called after each checkpoint this Checkpointer
+	// signs and records (e.g. to submit it to witnesses). It must not block.
+	OnSign func(org, context string, cp *cairn.Checkpoint)
 }
 
 // Validate checks c and fills in the defaults.
@@ -291,6 +294,9 @@ func (c *Checkpointer) SignHead(ctx context.Context, head cairn.Head) (*cairn.Ch
 		return other, nil
 	}
 	c.publish(head, cp)
+	if c.cfg.OnSign != nil {
+		c.cfg.OnSign(head.Org, head.Context, cp)
+	}
 	return cp, nil
 }
 

@@ -6,8 +6,9 @@
 // adds no Merkle code of its own. Checkpoints are C2SP tlog-checkpoint
 // bodies signed as C2SP signed notes with Ed25519 (golang.org/x/mod/sumdb/note).
 // The origin and key name of a context's log is <host>/<org>/<context>
-// ([Origin]); one Ed25519 key signs every context, and the per-origin key
-// name gives each context its own key ID.
+// ([Origin]); one Ed25519 key (or, during a key rotation, each of several
+// keys) signs every context, and the per-origin key name gives each
+// context its own key ID.
 //
 // The [Checkpointer] is the only component that signs tree heads. It must
 // never sign a tree that is smaller than, forked from (same size, other

@@ -130,6 +130,58 @@ DROP INDEX events_target;
 DROP INDEX events_group;
 DROP TABLE events_text;
 `, code: backfillIndex},
+
+	// 3: witnessing (per-context witnesses, cosignatures, witness status)
+	// and the checkpoint signing-key history. A checkpoint's note may now
+	// grow by signature lines (cosignatures), and nothing else may change.
+	{sql: `
+CREATE TABLE witness_configs (
+	ctx_id     INTEGER PRIMARY KEY REFERENCES contexts(id),
+	witnesses  TEXT NOT NULL,     -- JSON [{"url", "key"}]
+	quorum     INTEGER NOT NULL,
+	policy     TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+
+-- Verified cosignatures; each line is also appended to its checkpoint's note.
+CREATE TABLE cosignatures (
+	ctx_id      INTEGER NOT NULL,
+	size        INTEGER NOT NULL,
+	witness     TEXT NOT NULL,     -- the witness's verifier key
+	line        BLOB NOT NULL,
+	cosigned_at INTEGER NOT NULL,  -- the timestamp inside the cosignature
+	added_at    INTEGER NOT NULL,
+	PRIMARY KEY (ctx_id, size, witness)
+) WITHOUT ROWID;
+
+CREATE TABLE witness_status (
+	ctx_id          INTEGER NOT NULL,
+	witness         TEXT NOT NULL,
+	size            INTEGER NOT NULL DEFAULT -1,
+	last_success_at INTEGER NOT NULL DEFAULT 0,
+	last_error_at   INTEGER NOT NULL DEFAULT 0,
+	last_error_code TEXT NOT NULL DEFAULT '',
+	last_error      TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (ctx_id, witness)
+) WITHOUT ROWID;
+
+-- One row per period a key was in use; at most one open period per key.
+CREATE TABLE signing_keys (
+	id         INTEGER PRIMARY KEY,
+	public_key BLOB NOT NULL,
+	added_at   INTEGER NOT NULL,
+	retired_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX signing_keys_in_use ON signing_keys (public_key) WHERE retired_at = 0;
+
+DROP TRIGGER checkpoints_no_update;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+WHEN NEW.ctx_id IS NOT OLD.ctx_id OR NEW.size IS NOT OLD.size OR NEW.root IS NOT OLD.root
+	OR NEW.signed_at IS NOT OLD.signed_at OR substr(CAST(NEW.note AS BLOB), 1, length(CAST(OLD.note AS BLOB))) IS NOT CAST(OLD.note AS BLOB)
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: a note only gains signature lines'); END;
+CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
+CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
+`},
 }
 
 // backfillIndex indexes the events stored before migration 2.

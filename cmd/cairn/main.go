@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cairn-audit/cairn"
 )
@@ -28,6 +30,7 @@ var commands = []command{
 	{"serve", "run the Cairn server", runServe},
 	{"version", "print the version", runVersion},
 	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
+	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
 }
 
 func main() {
@@ -115,4 +118,52 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// listFlag is a repeatable string flag. Values from the environment are
+// the default; the first use on the command line replaces them.
+type listFlag struct {
+	values []string
+	set    bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.values, l.set = nil, true
+	}
+	l.values = append(l.values, v)
+	return nil
+}
+
+// signingKeyFilesFromEnv reads CAIRN_SIGNING_KEY_FILES (comma-separated,
+// primary first) or, if unset, CAIRN_SIGNING_KEY_FILE.
+func signingKeyFilesFromEnv() []string {
+	if v := os.Getenv("CAIRN_SIGNING_KEY_FILES"); v != "" {
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if v := os.Getenv("CAIRN_SIGNING_KEY_FILE"); v != "" {
+		return []string{v}
+	}
+	return nil
+}
+
+// durationEnv parses a duration environment variable; unset or empty is 0.
+func durationEnv(name string) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, usageError{fmt.Sprintf("%s: %v", name, err)}
+	}
+	return d, nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,23 +20,32 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/anchor"
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
 	"github.com/cairn-audit/cairn/sqlite"
+	"github.com/cairn-audit/cairn/witness"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Main is the server: ParseFlags, Run, Close. End-to-end tests run the real
 // binary; this type keeps the wiring in one place.
 type Main struct {
-	Addr           string
-	DataDir        string
-	OriginHost     string
-	SigningKeyFile string
-	BootstrapToken string
-	LogLevel       string
-	ShutdownWait   time.Duration
+	Addr       string
+	DataDir    string
+	OriginHost string
+	// SigningKeyFiles are the checkpoint signing keys, primary first;
+	// every one signs every checkpoint (a rotation overlap).
+	SigningKeyFiles []string
+	BootstrapToken  string
+	LogLevel        string
+	ShutdownWait    time.Duration
+	// CheckpointExport ("dir:/path" or an https URL) receives the latest
+	// checkpoint of every context every CheckpointExportInterval.
+	CheckpointExport         string
+	CheckpointExportInterval time.Duration
+	CheckpointExportToken    string
 
 	Stderr io.Writer
 	logger *slog.Logger
@@ -42,6 +53,7 @@ type Main struct {
 	store        *sqlite.Store
 	committer    *ingest.Committer
 	checkpointer *merkle.Checkpointer
+	witnesses    *witness.Service
 	server       *http.Server
 	listener     net.Listener
 	bg           sync.WaitGroup
@@ -55,7 +67,14 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Addr, "addr", envOr("CAIRN_ADDR", "127.0.0.1:8080"), "listen address (CAIRN_ADDR)")
 	fs.StringVar(&m.DataDir, "data-dir", envOr("CAIRN_DATA_DIR", "./cairn-data"), "data directory for the embedded engine (CAIRN_DATA_DIR)")
 	fs.StringVar(&m.OriginHost, "origin-host", envOr("CAIRN_ORIGIN_HOST", "cairn.local"), "host part of every log origin <host>/<org>/<context> (CAIRN_ORIGIN_HOST)")
-	fs.StringVar(&m.SigningKeyFile, "signing-key-file", envOr("CAIRN_SIGNING_KEY_FILE", ""), "Ed25519 checkpoint signing key (default <data-dir>/signing.key, created on first start) (CAIRN_SIGNING_KEY_FILE)")
+	keyFiles := &listFlag{values: signingKeyFilesFromEnv()}
+	fs.Var(keyFiles, "signing-key-file", "Ed25519 checkpoint signing key file; repeat for a key rotation overlap, primary first (default <data-dir>/signing.key, created on first start) (CAIRN_SIGNING_KEY_FILES, comma-separated, or CAIRN_SIGNING_KEY_FILE)")
+	fs.StringVar(&m.CheckpointExport, "checkpoint-export", envOr("CAIRN_CHECKPOINT_EXPORT", ""), "where to export the latest checkpoints: dir:/path or an https:// URL (bearer token in CAIRN_CHECKPOINT_EXPORT_TOKEN) (CAIRN_CHECKPOINT_EXPORT)")
+	exportEvery, err := durationEnv("CAIRN_CHECKPOINT_EXPORT_INTERVAL")
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	if err := fs.Parse(args); err != nil {
@@ -64,7 +83,22 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	m.SigningKeyFiles = keyFiles.values
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
+	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
+	switch {
+	case m.CheckpointExportInterval < 0:
+		return usageError{"--checkpoint-export-interval must not be negative"}
+	case m.CheckpointExportInterval > 0 && m.CheckpointExport == "":
+		return usageError{"--checkpoint-export-interval needs --checkpoint-export"}
+	case m.CheckpointExportInterval == 0 && m.CheckpointExport != "":
+		return usageError{"--checkpoint-export needs --checkpoint-export-interval"}
+	}
+	if m.CheckpointExport != "" {
+		if _, err := anchor.NewSink(m.CheckpointExport, ""); err != nil {
+			return usageError{"--checkpoint-export: " + cairn.ErrorMessage(err)}
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
 		return usageError{fmt.Sprintf("bad --log-level %q", m.LogLevel)}
@@ -94,22 +128,44 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	key, err := m.signingKey()
+	keys, err := m.signingKeys()
 	if err != nil {
 		return err
 	}
-	signer, err := merkle.NewSigner(key, m.OriginHost)
+	signer, err := merkle.NewSigner(keys[0], m.OriginHost, keys[1:]...)
 	if err != nil {
-		return fmt.Errorf("--origin-host: %w", err)
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if err := m.recordKeys(ctx, signer); err != nil {
+		return err
 	}
 	if err := m.bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
-	metrics := httpapi.NewMetrics(prometheus.NewRegistry())
-	m.checkpointer, err = merkle.NewCheckpointer(merkle.Config{Store: m.store, Signer: signer, Logger: m.logger})
+	reg := prometheus.NewRegistry()
+	metrics := httpapi.NewMetrics(reg)
+	m.witnesses, err = witness.New(witness.Config{Store: m.store, Signer: signer, Logger: m.logger,
+		Metrics: witness.NewMetrics(reg)})
 	if err != nil {
 		return err
+	}
+	m.checkpointer, err = merkle.NewCheckpointer(merkle.Config{Store: m.store, Signer: signer, Logger: m.logger,
+		OnSign: m.witnesses.Signed})
+	if err != nil {
+		return err
+	}
+	var exporter *anchor.Exporter
+	if m.CheckpointExportInterval > 0 {
+		sink, err := anchor.NewSink(m.CheckpointExport, m.CheckpointExportToken)
+		if err != nil {
+			return fmt.Errorf("--checkpoint-export: %w", err)
+		}
+		exporter, err = anchor.New(anchor.Config{Source: m.store, Sink: sink, Interval: m.CheckpointExportInterval,
+			Logger: m.logger, Registerer: reg})
+		if err != nil {
+			return err
+		}
 	}
 	m.committer = ingest.NewCommitter(ingest.CommitterConfig{
 		Store: m.store,
@@ -121,11 +177,15 @@ func (m *Main) Open(ctx context.Context) error {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
+	m.background(bgCtx, func(ctx context.Context) { m.witnesses.Run(ctx) })
+	if exporter != nil {
+		m.background(bgCtx, func(ctx context.Context) { exporter.Run(ctx) })
+	}
 	m.background(bgCtx, func(ctx context.Context) { m.housekeeping(ctx, metrics) })
 
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
-		Ready: m.store.Ping,
+		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
@@ -200,20 +260,24 @@ func (m *Main) signAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// signingKey reads the configured key, or the data directory's, creating it
-// on first start.
-func (m *Main) signingKey() ([]byte, error) {
-	if m.SigningKeyFile != "" {
-		k, err := merkle.ReadKeyFile(m.SigningKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("signing key: %w", err)
+// signingKeys reads the configured keys, primary first, or the data
+// directory's key, creating it on first start.
+func (m *Main) signingKeys() ([]ed25519.PrivateKey, error) {
+	if len(m.SigningKeyFiles) > 0 {
+		var keys []ed25519.PrivateKey
+		for _, path := range m.SigningKeyFiles {
+			k, err := merkle.ReadKeyFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("signing key: %w", err)
+			}
+			keys = append(keys, k)
 		}
-		return k, nil
+		return keys, nil
 	}
 	path := filepath.Join(m.DataDir, "signing.key")
 	k, err := merkle.ReadKeyFile(path)
 	if err == nil {
-		return k, nil
+		return []ed25519.PrivateKey{k}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -226,7 +290,34 @@ func (m *Main) signingKey() ([]byte, error) {
 		return nil, fmt.Errorf("write signing key: %w", err)
 	}
 	m.logger.Info("created a checkpoint signing key; back it up", "path", path)
-	return k, nil
+	return []ed25519.PrivateKey{k}, nil
+}
+
+// recordKeys records the signing keys in the key history: keys not in use
+// before are added, keys in use before and not configured now are retired.
+func (m *Main) recordKeys(ctx context.Context, signer *merkle.Signer) error {
+	var pubs [][]byte
+	for _, p := range signer.PublicKeys() {
+		pubs = append(pubs, p)
+	}
+	before, err := m.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("signing key history: %w", err)
+	}
+	after, err := m.store.SyncSigningKeys(ctx, pubs, time.Now())
+	if err != nil {
+		return fmt.Errorf("signing key history: %w", err)
+	}
+	for i, k := range after {
+		id := base64.StdEncoding.EncodeToString(k.PublicKey)
+		switch {
+		case i >= len(before):
+			m.logger.Info("signing key added", slog.String("public_key", id))
+		case before[i].RetiredAt.IsZero() && !k.RetiredAt.IsZero():
+			m.logger.Warn("signing key retired: it no longer signs checkpoints", slog.String("public_key", id))
+		}
+	}
+	return nil
 }
 
 // bootstrap creates the default org and an admin key on first start. A key

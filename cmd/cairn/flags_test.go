@@ -1,0 +1,62 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestServeFlags(t *testing.T) {
+	parse := func(t *testing.T, args ...string) (*Main, error) {
+		t.Helper()
+		m := &Main{Stderr: io.Discard}
+		return m, m.ParseFlags(args)
+	}
+	t.Run("signing keys from the environment", func(t *testing.T) {
+		t.Setenv("CAIRN_SIGNING_KEY_FILE", "single.key")
+		if m, err := parse(t); err != nil || !cmp.Equal(m.SigningKeyFiles, []string{"single.key"}) {
+			t.Fatalf("CAIRN_SIGNING_KEY_FILE: %v, %v", m.SigningKeyFiles, err)
+		}
+		t.Setenv("CAIRN_SIGNING_KEY_FILES", "new.key, old.key")
+		if m, err := parse(t); err != nil || !cmp.Equal(m.SigningKeyFiles, []string{"new.key", "old.key"}) {
+			t.Fatalf("CAIRN_SIGNING_KEY_FILES: %v, %v", m.SigningKeyFiles, err)
+		}
+		// Flags replace the environment.
+		m, err := parse(t, "--signing-key-file", "a.key", "--signing-key-file", "b.key")
+		if err != nil || !cmp.Equal(m.SigningKeyFiles, []string{"a.key", "b.key"}) {
+			t.Fatalf("--signing-key-file twice: %v, %v", m.SigningKeyFiles, err)
+		}
+	})
+	t.Run("checkpoint export", func(t *testing.T) {
+		t.Setenv("CAIRN_CHECKPOINT_EXPORT", "dir:/tmp/x")
+		t.Setenv("CAIRN_CHECKPOINT_EXPORT_INTERVAL", "5m")
+		t.Setenv("CAIRN_CHECKPOINT_EXPORT_TOKEN", "tok")
+		m, err := parse(t)
+		if err != nil || m.CheckpointExport != "dir:/tmp/x" || m.CheckpointExportInterval != 5*time.Minute || m.CheckpointExportToken != "tok" {
+			t.Fatalf("export from env: %+v, %v", m, err)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"interval without sink", nil, []string{"--checkpoint-export-interval", "1m"}},
+		{"sink without interval", nil, []string{"--checkpoint-export", "dir:/tmp/x"}},
+		{"bad sink", nil, []string{"--checkpoint-export", "ftp://x", "--checkpoint-export-interval", "1m"}},
+		{"negative interval", nil, []string{"--checkpoint-export", "dir:/x", "--checkpoint-export-interval", "-1m"}},
+		{"bad interval in env", map[string]string{"CAIRN_CHECKPOINT_EXPORT_INTERVAL": "soon"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := parse(t, c.args...)
+			if exitCode(err) != 2 {
+				t.Fatalf("error %v (exit %d), want a usage error", err, exitCode(err))
+			}
+		})
+	}
+}
