@@ -19,10 +19,12 @@ import (
 // of a B-tree index per column. Its row for an event (rowid = gid) holds the
 // event's free text and one key token per filterable value: the context, the
 // action and each of its dotted prefixes, kind, outcome, actor type, id and
-// email, target type, id and type+id, group, and the year, month, day,
-// hour, ten minutes and minute of event_time. A key token is "0" + a field letter + 16 hex digits of
-// SHA-256(org id, field, value), so tokens of different orgs and fields
-// never meet and any value survives the tokenizer.
+// email, target type, id and type+id, group, and the bucket of event_time
+// at each of eight granularities from the year to the second. A key token
+// is "0", a field letter and 16 hex digits of SHA-256(org id, field, value),
+// so tokens of different orgs and fields never meet and any value survives
+// the tokenizer; a time token is "0", a field letter, the org id, "z" and
+// the digits of the bucket.
 //
 // Why: a B-tree index on a high-cardinality column (actors, targets) puts
 // each new event on a random page, and SQLite writes every page a
@@ -57,6 +59,8 @@ const (
 	tokHour         = 'h'
 	tokTenMinutes   = 'u'
 	tokMinute       = 'n'
+	tokTenSeconds   = 'w'
+	tokSecond       = 'q'
 )
 
 // token returns the key token of one field value in one org.
@@ -81,17 +85,51 @@ func prefixBoundary(p string) bool {
 	return p != "" && strings.ContainsRune(".:/", rune(p[len(p)-1]))
 }
 
-// timeBuckets are the bucket tokens of an event time, coarsest first.
-func timeBuckets(orgID int64, t time.Time) [6]string {
-	t = t.UTC()
-	return [6]string{
-		token(orgID, tokYear, t.Format("2006")),
-		token(orgID, tokMonth, t.Format("2006-01")),
-		token(orgID, tokDay, t.Format("2006-01-02")),
-		token(orgID, tokHour, t.Format("2006-01-02T15")),
-		token(orgID, tokTenMinutes, t.Format("2006-01-02T15:04")[:15]),
-		token(orgID, tokMinute, t.Format("2006-01-02T15:04")),
+// Time buckets, coarsest first: the field letter of each and how many
+// digits of "YYYYMMDDhhmmss" name it.
+var timeFields = [...]struct {
+	field  byte
+	digits int
+}{
+	{tokYear, 4}, {tokMonth, 6}, {tokDay, 8}, {tokHour, 10},
+	{tokTenMinutes, 11}, {tokMinute, 12}, {tokTenSeconds, 13}, {tokSecond, 14},
+}
+
+// timeToken is the token of the bucket of t named by its first digits of
+// "YYYYMMDDhhmmss". Time tokens need no hash: "0", the field letter, the org
+// id, "z" and digits is one token to the tokenizer and unique per org.
+func timeToken(orgID int64, field byte, t time.Time, digits int) string {
+	var stamp [14]byte
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	put := func(at, v, n int) {
+		for i := at + n - 1; i >= at; i-- {
+			stamp[i] = byte('0' + v%10)
+			v /= 10
+		}
 	}
+	put(0, y, 4)
+	put(4, int(mo), 2)
+	put(6, d, 2)
+	put(8, h, 2)
+	put(10, mi, 2)
+	put(12, sec, 2)
+	b := make([]byte, 0, 40)
+	b = append(b, '0', field)
+	b = strconv.AppendInt(b, orgID, 10)
+	b = append(b, 'z')
+	b = append(b, stamp[:digits]...)
+	return string(b)
+}
+
+// timeBuckets are the bucket tokens of an event time, coarsest first.
+func timeBuckets(orgID int64, t time.Time) [len(timeFields)]string {
+	t = t.UTC()
+	var out [len(timeFields)]string
+	for i, f := range timeFields {
+		out[i] = timeToken(orgID, f.field, t, f.digits)
+	}
+	return out
 }
 
 // indexBody is the events_index row of an event: free text, then key tokens.
@@ -184,26 +222,26 @@ func scalarText(v any) string {
 
 // maxWindowTokens bounds the OR a time window becomes; a wider cover falls
 // back to filtering while walking the commit order.
-const maxWindowTokens = 200
+const maxWindowTokens = 256
 
-// windowTokens returns bucket tokens whose union covers [since, until) (it
-// may cover more; the query re-checks event_time), or nil when the window
-// needs more than maxWindowTokens buckets.
+// windowTokens returns bucket tokens whose union covers [since, until),
+// rounded outwards to whole seconds (the query re-checks event_time), or
+// nil when that needs more than maxWindowTokens buckets.
 //
-// Searches walk newest first, so what the cover adds after until is walked
-// (and rejected) before the first hit: the cover ends at until rounded up to
-// the minute. What it adds before since is only met at the end of the last
-// page, so the cover starts at since rounded down to the hour, which keeps
-// it short. Between the two it takes the coarsest buckets that fit.
+// The cover must be tight at both edges: a search walks newest first, so
+// what it adds after until is walked and rejected before the first hit, and
+// what it adds before since is walked before the search knows it is done.
+// Between the edges it takes the coarsest buckets that fit, so a window of
+// a day or a year costs a few dozen tokens.
 func windowTokens(orgID int64, since, until time.Time) []string {
 	since, until = since.UTC(), until.UTC()
 	if !until.After(since) {
 		return nil
 	}
-	t := since.Truncate(time.Hour)
-	end := until.Truncate(time.Minute)
+	t := since.Truncate(time.Second)
+	end := until.Truncate(time.Second)
 	if end.Before(until) {
-		end = end.Add(time.Minute)
+		end = end.Add(time.Second)
 	}
 	var out []string
 	for t.Before(end) {
@@ -211,28 +249,31 @@ func windowTokens(orgID int64, since, until time.Time) []string {
 			return nil
 		}
 		y, m, d := t.Date()
+		h, mi, sec := t.Clock()
 		fits := func(next time.Time) bool { return !next.After(end) }
-		midnight := t.Hour() == 0 && t.Minute() == 0
+		var next time.Time
+		var field byte
+		var digits int
 		switch {
-		case midnight && d == 1 && m == 1 && fits(t.AddDate(1, 0, 0)):
-			out = append(out, token(orgID, tokYear, t.Format("2006")))
-			t = time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC)
-		case midnight && d == 1 && fits(t.AddDate(0, 1, 0)):
-			out = append(out, token(orgID, tokMonth, t.Format("2006-01")))
-			t = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-		case midnight && fits(t.AddDate(0, 0, 1)):
-			out = append(out, token(orgID, tokDay, t.Format("2006-01-02")))
-			t = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
-		case t.Minute() == 0 && fits(t.Add(time.Hour)):
-			out = append(out, token(orgID, tokHour, t.Format("2006-01-02T15")))
-			t = t.Add(time.Hour)
-		case t.Minute()%10 == 0 && fits(t.Add(10*time.Minute)):
-			out = append(out, token(orgID, tokTenMinutes, t.Format("2006-01-02T15:04")[:15]))
-			t = t.Add(10 * time.Minute)
+		case h == 0 && mi == 0 && sec == 0 && d == 1 && m == 1 && fits(t.AddDate(1, 0, 0)):
+			next, field, digits = time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC), tokYear, 4
+		case h == 0 && mi == 0 && sec == 0 && d == 1 && fits(t.AddDate(0, 1, 0)):
+			next, field, digits = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC), tokMonth, 6
+		case h == 0 && mi == 0 && sec == 0 && fits(t.AddDate(0, 0, 1)):
+			next, field, digits = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC), tokDay, 8
+		case mi == 0 && sec == 0 && fits(t.Add(time.Hour)):
+			next, field, digits = t.Add(time.Hour), tokHour, 10
+		case mi%10 == 0 && sec == 0 && fits(t.Add(10*time.Minute)):
+			next, field, digits = t.Add(10*time.Minute), tokTenMinutes, 11
+		case sec == 0 && fits(t.Add(time.Minute)):
+			next, field, digits = t.Add(time.Minute), tokMinute, 12
+		case sec%10 == 0 && fits(t.Add(10*time.Second)):
+			next, field, digits = t.Add(10*time.Second), tokTenSeconds, 13
 		default:
-			out = append(out, token(orgID, tokMinute, t.Format("2006-01-02T15:04")))
-			t = t.Add(time.Minute)
+			next, field, digits = t.Add(time.Second), tokSecond, 14
 		}
+		out = append(out, timeToken(orgID, field, t, digits))
+		t = next
 	}
 	return out
 }
