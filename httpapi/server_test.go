@@ -18,22 +18,29 @@ import (
 	"github.com/cairn-audit/cairn/sqlite"
 )
 
-// gatedStore holds every Append until the gate opens.
+// gatedStore holds every Append until the gate opens. Each Append that
+// reaches the gate sends on entered (if there is room).
 type gatedStore struct {
 	cairn.Store
-	gate chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (g *gatedStore) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cairn.AppendResult, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
 	<-g.gate
 	return g.Store.Append(ctx, reqs)
 }
 
 type fixture struct {
-	url     string
-	token   string
-	store   *gatedStore
-	release func()
+	url       string
+	token     string
+	store     *gatedStore
+	committer *ingest.Committer
+	release   func()
 }
 
 func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
@@ -53,7 +60,7 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 	if err := s.CreateAPIKey(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
-	g := &gatedStore{Store: s, gate: make(chan struct{})}
+	g := &gatedStore{Store: s, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	var once sync.Once
 	release := func() { once.Do(func() { close(g.gate) }) }
 	t.Cleanup(release)
@@ -67,7 +74,7 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 	cfg.Store, cfg.Committer, cfg.Signer = g, c, signer
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
-	return &fixture{url: srv.URL, token: secret, store: g, release: release}
+	return &fixture{url: srv.URL, token: secret, store: g, committer: c, release: release}
 }
 
 func (f *fixture) post(t *testing.T, body string) *http.Response {
@@ -102,17 +109,14 @@ func TestOverloadQueue(t *testing.T) {
 	for range 2 {
 		go func() { done <- f.post(t, `{"action":"a.b"}`).StatusCode }()
 	}
-	waitQueued(t, func() bool {
-		// Both requests are in the committer: the next one must bounce.
-		resp := f.post(t, `{"action":"a.c"}`)
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
-			}
-			return true
-		}
-		return false
-	})
+	// Only once both requests are in the committer must the next one
+	// bounce; probing earlier could queue the probe itself behind the gate.
+	waitQueued(t, func() bool { return f.committer.Queued() == 2 })
+	resp := f.post(t, `{"action":"a.c"}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("write past a full queue: %d, Retry-After %q; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	f.release()
 	for range 2 {
 		if code := <-done; code != http.StatusCreated {
@@ -128,7 +132,17 @@ func TestOverloadMemory(t *testing.T) {
 	f := newFixture(t, Config{MaxInflightBytes: int64(2 * len(body))}, 0)
 	done := make(chan int, 1)
 	go func() { done <- f.post(t, body).StatusCode }()
-	waitQueued(t, func() bool { return f.post(t, body).StatusCode == http.StatusServiceUnavailable })
+	// Only once the first write holds its reservation (it waits at the
+	// gate) must the next one bounce; probing earlier could make the probe
+	// itself the write that waits at the gate.
+	select {
+	case <-f.store.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first write never reached the store")
+	}
+	if code := f.post(t, body).StatusCode; code != http.StatusServiceUnavailable {
+		t.Fatalf("second write while the first holds the memory answered %d, want 503", code)
+	}
 	f.release()
 	if code := <-done; code != http.StatusCreated {
 		t.Fatalf("first write answered %d", code)
