@@ -145,8 +145,11 @@ func (m *memLog) ReadLeaves(ctx context.Context, org, name string, start, end in
 	if !ok {
 		return nil, cairn.Errorf(cairn.ENotFound, "no context %s/%s", org, name)
 	}
-	if start < 0 || start > end || end > int64(len(c.leaves)) {
+	if start < 0 || start > end {
 		return nil, cairn.Errorf(cairn.EInvalid, "bad leaf range [%d, %d)", start, end)
+	}
+	if end > int64(len(c.leaves)) {
+		return nil, cairn.Errorf(cairn.ENotFound, "leaves [%d, %d) not found", start, end)
 	}
 	return slices.Clone(c.leaves[start:end]), nil
 }
