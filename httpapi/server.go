@@ -39,6 +39,12 @@ type Config struct {
 	Now func() time.Time
 	// Ready reports whether the server can take traffic (default: always).
 	Ready func(context.Context) error
+	// Checkpoints lets receipts wait for the checkpoint that covers a new
+	// event (the merkle.Checkpointer). Optional: without it a receipt for
+	// an event no checkpoint covers yet fails with EUnavailable.
+	Checkpoints CheckpointWaiter
+	// ReceiptWait bounds that wait (default DefaultReceiptWait).
+	ReceiptWait time.Duration
 	// MaxInflightBytes bounds the write bodies held in memory at once
 	// (default 256 MiB). A write that would exceed it gets 503 with
 	// Retry-After instead of growing the heap.
@@ -80,6 +86,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ReceiptWait <= 0 {
+		cfg.ReceiptWait = DefaultReceiptWait
+	}
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
@@ -104,6 +113,10 @@ func (s *Server) routes() {
 
 	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
 	public("GET /log/{org}/{ctx}/key", s.getKey)
+	public("GET /log/{org}/{ctx}/checkpoints", s.listCheckpoints)
+	authed("GET /log/{org}/{ctx}/tile/{path...}", s.getTile)
+	authed("GET /log/{org}/{ctx}/proof/inclusion", s.proveInclusion)
+	authed("GET /log/{org}/{ctx}/proof/consistency", s.proveConsistency)
 
 	authed("POST /api/v1/orgs", s.createOrg)
 	authed("GET /api/v1/orgs", s.listOrgs)
@@ -113,6 +126,8 @@ func (s *Server) routes() {
 	authed("PATCH /api/v1/orgs/{org}/contexts/{ctx}", s.patchContext)
 	authed("POST /api/v1/orgs/{org}/contexts/{ctx}/events", s.writeEvents)
 	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}", s.getEvent)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}/receipt", s.getReceipt)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/export", s.export)
 	authed("GET /api/v1/orgs/{org}/events", s.searchEvents)
 	authed("GET /api/v1/orgs/{org}/trail/{target_type}/{target_id}", s.trail)
 

@@ -125,7 +125,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
-		Ready: m.store.Ping,
+		Ready: m.store.Ping, Checkpoints: m.checkpointer,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
