@@ -119,7 +119,7 @@ func TestTamper(t *testing.T) {
 		dir := copyDir(t, base)
 		db, _ := sql.Open("sqlite", "file:"+filepath.Join(dir, "cairn.db"))
 		var leaf []byte
-		if err := db.QueryRow(`SELECT leaf FROM events WHERE ctx_id = `+appCtx+` AND seq = 123`).Scan(&leaf); err != nil {
+		if err := db.QueryRow(`SELECT leaf FROM events WHERE ctx_id = ` + appCtx + ` AND seq = 123`).Scan(&leaf); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
