@@ -35,7 +35,7 @@ import (
 // logFixture is a server over a real SQLite store with a signer and a
 // running checkpointer.
 type logFixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *sqlite.Store
 	signer *merkle.Signer
 	cp     *merkle.Checkpointer
@@ -46,7 +46,7 @@ type logFixture struct {
 	leaves [][]byte
 }
 
-func newLogFixture(t *testing.T) *logFixture {
+func newLogFixture(t testing.TB) *logFixture {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "log.db")})
 	if err != nil {

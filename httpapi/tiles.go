@@ -29,8 +29,8 @@ func (s *Server) authorizeLogRead(r *http.Request, org, context string) error {
 	return s.authorize(r, org)
 }
 
-// signedSize returns the size of a context's latest signed checkpoint:
-// everything the log serves is bounded by it.
+// latestCheckpoint returns a context's latest signed checkpoint: everything
+// the log serves is bounded by its size.
 func (s *Server) latestCheckpoint(r *http.Request, org, name string) (*cairn.Checkpoint, error) {
 	cp, err := s.cfg.Store.LatestCheckpoint(r.Context(), org, name)
 	if cairn.ErrorCode(err) == cairn.ENotFound {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"flag"
@@ -9,11 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
-	"regexp"
 
-	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/verify"
 )
 
@@ -47,7 +42,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer body.Close()
-	files, err := untar(body, *out)
+	files, err := verify.Extract(body, *out)
 	if err != nil {
 		return fmt.Errorf("export incomplete (%d files written to %s): %w", files, *out, err)
 	}
@@ -75,45 +70,4 @@ func emptyDir(dir string) error {
 		return usageError{fmt.Sprintf("%s is not empty", dir)}
 	}
 	return nil
-}
-
-// bundlePath is what an export may contain; anything else is refused, so
-// a hostile server cannot write outside the directory.
-var bundlePath = regexp.MustCompile(`^(manifest\.json|keys|checkpoint|checkpoints/[0-9]{1,19}|tile/(entries|[0-9]{1,2})(/x[0-9]{3})*/[0-9]{3}(\.p/[0-9]{1,3})?)$`)
-
-// maxBundleFile bounds one file: a full entry bundle is 256 × (2 + 65,535) bytes.
-const maxBundleFile = 256*(2+cairn.MaxLeafSize) + 4096
-
-func untar(r io.Reader, dir string) (int, error) {
-	tr := tar.NewReader(r)
-	n := 0
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		name := path.Clean(hdr.Name)
-		if hdr.Typeflag != tar.TypeReg || name != hdr.Name || !bundlePath.MatchString(name) || hdr.Size > maxBundleFile {
-			return n, fmt.Errorf("unexpected file %q in the export", hdr.Name)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return n, err
-		}
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return n, err
-		}
-		_, err = io.Copy(f, io.LimitReader(tr, maxBundleFile))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
 }
