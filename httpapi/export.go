@@ -95,7 +95,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			panic(http.ErrAbortHandler)
 		}
-		data, err := merkle.ReadTile(ctx, s.cfg.Store, org, name, t, latest.Size)
+		data, err := merkle.ReadTile(ctx, s.log, org, name, t, latest.Size)
 		if err != nil {
 			abort(err)
 		}

@@ -110,7 +110,7 @@ func (s *Server) proveInclusion(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	p, err := merkle.ProveInclusion(r.Context(), s.cfg.Store, org, name, index, size)
+	p, err := merkle.ProveInclusion(r.Context(), s.log, org, name, index, size)
 	if err != nil {
 		s.error(w, r, lostHashes(err))
 		return
@@ -153,7 +153,7 @@ func (s *Server) proveConsistency(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	p, err := merkle.ProveConsistency(r.Context(), s.cfg.Store, org, name, from, to)
+	p, err := merkle.ProveConsistency(r.Context(), s.log, org, name, from, to)
 	if err != nil {
 		s.error(w, r, lostHashes(err))
 		return

@@ -72,7 +72,7 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	receipt, err := merkle.Receipt(r.Context(), s.cfg.Store, org, name, e.Seq, cp)
+	receipt, err := merkle.Receipt(r.Context(), s.log, org, name, e.Seq, cp)
 	if err != nil {
 		s.error(w, r, lostHashes(err))
 		return
@@ -116,7 +116,7 @@ func (s *Server) attachReceipts(r *http.Request, org, name string, items []Write
 		if items[i].Seq == nil {
 			continue
 		}
-		receipt, err := merkle.Receipt(r.Context(), s.cfg.Store, org, name, *items[i].Seq, cp)
+		receipt, err := merkle.Receipt(r.Context(), s.log, org, name, *items[i].Seq, cp)
 		if err != nil {
 			fail(lostHashes(err))
 			return

@@ -45,6 +45,10 @@ type Config struct {
 	Checkpoints CheckpointWaiter
 	// ReceiptWait bounds that wait (default DefaultReceiptWait).
 	ReceiptWait time.Duration
+	// CachedHashes bounds the stored hashes at tree level 8 and above kept
+	// in memory for proofs, receipts and tiles (default 262,144, ~25 MB:
+	// enough for logs totalling 65 million entries).
+	CachedHashes int
 	// MaxInflightBytes bounds the write bodies held in memory at once
 	// (default 256 MiB). A write that would exceed it gets 503 with
 	// Retry-After instead of growing the heap.
@@ -55,6 +59,7 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	log *merkle.HashCache // the store's log, upper hashes cached
 
 	mu       sync.Mutex
 	inflight int64 // bytes reserved by write bodies being processed
@@ -86,6 +91,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CachedHashes <= 0 {
+		cfg.CachedHashes = 1 << 18
+	}
 	if cfg.ReceiptWait <= 0 {
 		cfg.ReceiptWait = DefaultReceiptWait
 	}
@@ -95,7 +103,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(),
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: merkle.NewHashCache(cfg.Store, cfg.CachedHashes),
 		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}}
 	s.routes()
 	return s

@@ -57,7 +57,7 @@ func (s *Server) getTile(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	data, err := merkle.ReadTile(r.Context(), s.cfg.Store, org, name, tile, cp.Size)
+	data, err := merkle.ReadTile(r.Context(), s.log, org, name, tile, cp.Size)
 	if err != nil {
 		s.error(w, r, err)
 		return
