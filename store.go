@@ -152,6 +152,19 @@ type LogReader interface {
 	// EConflict if a checkpoint for a larger size exists, or one for the
 	// same size with a different root.
 	AddCheckpoint(ctx context.Context, org, context string, cp *Checkpoint) error
+	// Checkpoints returns the signed checkpoints of a context whose sizes
+	// lie in [from, to], smallest first, at most limit of them. Each Note is
+	// the signed note exactly as recorded, including any cosignature lines
+	// stored with it: readers must accept signatures from keys they do not
+	// know. EInvalid unless 0 <= from <= to and limit > 0; ENotFound for an
+	// unknown context (a context without checkpoints returns none).
+	Checkpoints(ctx context.Context, org, context string, from, to int64, limit int) ([]*Checkpoint, error)
+	// LeafIndex returns the sequence number of the leaf among the first size
+	// leaves of a context whose RFC 6962 leaf hash is hash. ENotFound if
+	// there is none (leaves carry their sequence number, so no two are
+	// equal). Engines may answer in time linear in size when they keep no
+	// index of leaf hashes.
+	LeafIndex(ctx context.Context, org, context string, hash [32]byte, size int64) (int64, error)
 	// UnsignedHeads returns every context of every org whose size differs
 	// from its latest checkpoint's (or that has none): the signer's work
 	// list. A head smaller than its checkpoint is listed so the signer can

@@ -22,6 +22,11 @@ type WriteResult struct {
 	Seq      *int64       `json:"seq,omitempty"`
 	LeafHash string       `json:"leaf_hash,omitempty"`
 	Error    *ErrorDetail `json:"error,omitempty"`
+	// Receipt, with ?receipt=true, is the event's C2SP tlog-proof on the
+	// first checkpoint signed after the write; ReceiptError says why it is
+	// missing (the event is committed either way).
+	Receipt      string       `json:"receipt,omitempty"`
+	ReceiptError *ErrorDetail `json:"receipt_error,omitempty"`
 }
 
 // BatchResult is the response to a batch write: one item per input event,
@@ -52,6 +57,14 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	withReceipt, err := boolParam(r.URL.Query(), "receipt")
+	if err == nil && withReceipt && async {
+		err = cairn.Errorf(cairn.EInvalid, "receipt=true waits for a checkpoint; it cannot be combined with async=true")
+	}
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
 	idemKey := r.Header.Get("Idempotency-Key")
 	if len(idemKey) > maxIdempotencyKey {
 		s.error(w, r, cairn.Errorf(cairn.EInvalid, "Idempotency-Key is longer than %d bytes", maxIdempotencyKey))
@@ -74,6 +87,9 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, batch, err := ingest.SplitBody(body, r.Header.Get("Content-Type"))
+	if err == nil && withReceipt && len(items) > MaxReceiptEvents {
+		err = cairn.Errorf(cairn.ETooLarge, "receipt=true allows at most %d events per request", MaxReceiptEvents)
+	}
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -130,6 +146,9 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 				res.LeafHash = base64.StdEncoding.EncodeToString(cm.LeafHash[:])
 			}
 		}
+	}
+	if withReceipt {
+		s.attachReceipts(r, org, c.Name, results)
 	}
 	status := http.StatusCreated
 	if async {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/cairn-audit/cairn"
@@ -12,11 +13,7 @@ import (
 // reached the witness quorum. It is public: a checkpoint reveals only the
 // tree size and root.
 func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
-	latest := s.cfg.Store.LatestCheckpoint
-	if s.cfg.Witnessing != nil {
-		latest = s.cfg.Witnessing.Checkpoint
-	}
-	cp, err := latest(r.Context(), r.PathValue("org"), r.PathValue("ctx"))
+	cp, err := s.published(r.Context(), r.PathValue("org"), r.PathValue("ctx"))
 	if err != nil {
 		if cairn.ErrorCode(err) == cairn.ENotFound {
 			err = cairn.Errorf(cairn.ENotFound, "no checkpoint for this log")
@@ -27,6 +24,17 @@ func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(cp.Note)
+}
+
+// published returns the checkpoint a context publishes: the newest signed
+// one, or what its witness policy allows (see witness.Service.Checkpoint).
+// Receipts are built on it too, so a receipt never rests on a checkpoint
+// that /checkpoint would not serve.
+func (s *Server) published(ctx context.Context, org, name string) (*cairn.Checkpoint, error) {
+	if s.cfg.Witnessing != nil {
+		return s.cfg.Witnessing.Checkpoint(ctx, org, name)
+	}
+	return s.cfg.Store.LatestCheckpoint(ctx, org, name)
 }
 
 // getKey serves the note verifier key of a context's log. It is public, but

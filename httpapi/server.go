@@ -39,6 +39,16 @@ type Config struct {
 	Now func() time.Time
 	// Ready reports whether the server can take traffic (default: always).
 	Ready func(context.Context) error
+	// Checkpoints lets receipts wait for the checkpoint that covers a new
+	// event (the merkle.Checkpointer). Optional: without it a receipt for
+	// an event no checkpoint covers yet fails with EUnavailable.
+	Checkpoints CheckpointWaiter
+	// ReceiptWait bounds that wait (default DefaultReceiptWait).
+	ReceiptWait time.Duration
+	// CachedHashes bounds the stored hashes at tree level 8 and above kept
+	// in memory for proofs, receipts and tiles (default 262,144, ~25 MB:
+	// enough for logs totalling 65 million entries).
+	CachedHashes int
 	// MaxInflightBytes bounds the write bodies held in memory at once
 	// (default 256 MiB). A write that would exceed it gets 503 with
 	// Retry-After instead of growing the heap.
@@ -56,6 +66,7 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	log *merkle.HashCache // the store's log, upper hashes cached
 
 	mu       sync.Mutex
 	inflight int64 // bytes reserved by write bodies being processed
@@ -87,13 +98,19 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CachedHashes <= 0 {
+		cfg.CachedHashes = 1 << 18
+	}
+	if cfg.ReceiptWait <= 0 {
+		cfg.ReceiptWait = DefaultReceiptWait
+	}
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(),
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: merkle.NewHashCache(cfg.Store, cfg.CachedHashes),
 		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}}
 	s.routes()
 	return s
@@ -112,6 +129,10 @@ func (s *Server) routes() {
 	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
 	public("GET /log/{org}/{ctx}/key", s.getKey)
 	public("GET /log/{org}/{ctx}/keys", s.getKeys)
+	public("GET /log/{org}/{ctx}/checkpoints", s.listCheckpoints)
+	authed("GET /log/{org}/{ctx}/tile/{path...}", s.getTile)
+	authed("GET /log/{org}/{ctx}/proof/inclusion", s.proveInclusion)
+	authed("GET /log/{org}/{ctx}/proof/consistency", s.proveConsistency)
 
 	authed("POST /api/v1/orgs", s.createOrg)
 	authed("GET /api/v1/orgs", s.listOrgs)
@@ -121,6 +142,8 @@ func (s *Server) routes() {
 	authed("PATCH /api/v1/orgs/{org}/contexts/{ctx}", s.patchContext)
 	authed("POST /api/v1/orgs/{org}/contexts/{ctx}/events", s.writeEvents)
 	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}", s.getEvent)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}/receipt", s.getReceipt)
+	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/export", s.export)
 	authed("GET /api/v1/orgs/{org}/events", s.searchEvents)
 	authed("GET /api/v1/orgs/{org}/trail/{target_type}/{target_id}", s.trail)
 

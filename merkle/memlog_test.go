@@ -145,8 +145,11 @@ func (m *memLog) ReadLeaves(ctx context.Context, org, name string, start, end in
 	if !ok {
 		return nil, cairn.Errorf(cairn.ENotFound, "no context %s/%s", org, name)
 	}
-	if start < 0 || start > end || end > int64(len(c.leaves)) {
+	if start < 0 || start > end {
 		return nil, cairn.Errorf(cairn.EInvalid, "bad leaf range [%d, %d)", start, end)
+	}
+	if end > int64(len(c.leaves)) {
+		return nil, cairn.Errorf(cairn.ENotFound, "leaves [%d, %d) not found", start, end)
 	}
 	return slices.Clone(c.leaves[start:end]), nil
 }
@@ -215,6 +218,44 @@ func (m *memLog) UnsignedHeads(ctx context.Context) ([]cairn.Head, error) {
 		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Context, b.Context))
 	})
 	return heads, nil
+}
+
+func (m *memLog) Checkpoints(ctx context.Context, org, name string, from, to int64, limit int) ([]*cairn.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if from < 0 || to < from || limit <= 0 {
+		return nil, cairn.Errorf(cairn.EInvalid, "bad checkpoint range")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.logs[logKey{org, name}]
+	if !ok {
+		return nil, cairn.Errorf(cairn.ENotFound, "no context %s/%s", org, name)
+	}
+	var out []*cairn.Checkpoint
+	for _, cp := range c.cps {
+		if cp.Size >= from && cp.Size <= to && len(out) < limit {
+			cp := *cp
+			out = append(out, &cp)
+		}
+	}
+	return out, nil
+}
+
+func (m *memLog) LeafIndex(ctx context.Context, org, name string, hash [32]byte, size int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.logs[logKey{org, name}]
+	if !ok {
+		return 0, cairn.Errorf(cairn.ENotFound, "no context %s/%s", org, name)
+	}
+	for i, l := range c.leaves {
+		if int64(i) < size && tlog.RecordHash(l) == hash {
+			return int64(i), nil
+		}
+	}
+	return 0, cairn.Errorf(cairn.ENotFound, "no such leaf")
 }
 
 var _ cairn.LogReader = (*memLog)(nil)

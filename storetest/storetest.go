@@ -38,6 +38,8 @@ func Run(t *testing.T, f Factory) {
 	t.Run("StoredHashes", func(t *testing.T) { testStoredHashes(t, f) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, f) })
 	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, f) })
+	t.Run("CheckpointHistory", func(t *testing.T) { testCheckpointHistory(t, f) })
+	t.Run("LeafIndex", func(t *testing.T) { testLeafIndex(t, f) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, f) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, f) })
 	t.Run("OrgIsolation", func(t *testing.T) { testOrgIsolation(t, f) })

@@ -30,6 +30,9 @@ var commands = []command{
 	{"serve", "run the Cairn server", runServe},
 	{"version", "print the version", runVersion},
 	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
+	{"export", "download a context's log as a self-contained bundle for offline verification", runExport},
+	{"verify", "verify a log, a receipt or two checkpoints offline (verify log|receipt|consistency)", runVerify},
+	{"fsck", "check a stopped server's database", runFsck},
 	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
 }
 
@@ -76,14 +79,20 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 // exitCode is the one place errors become exit codes: 0 success, 1 a
-// failure reported by the server or the operation, 2 usage errors,
-// 3 the server could not be reached or is unavailable.
+// failure reported by the server or the operation (for verify and fsck: a
+// verification failure), 2 usage errors (for verify and fsck: also I/O
+// errors, verification could not run), 3 the server could not be reached
+// or is unavailable.
 func exitCode(err error) int {
 	var ue usageError
+	var ie ioError
+	var vf verifyFailed
 	switch {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &vf):
+		return 1
+	case errors.As(err, &ue), errors.As(err, &ie):
 		return 2
 	case cairn.ErrorCode(err) == cairn.EUnavailable:
 		return 3

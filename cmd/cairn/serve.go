@@ -185,7 +185,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
-		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys,
+		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {

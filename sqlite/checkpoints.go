@@ -1,0 +1,76 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-audit/cairn"
+)
+
+// Checkpoints implements cairn.LogReader. The checkpoints table's primary
+// key (ctx_id, size) serves the range in order.
+func (s *Store) Checkpoints(ctx context.Context, org, context string, from, to int64, limit int) ([]*cairn.Checkpoint, error) {
+	if from < 0 || to < from {
+		return nil, cairn.Errorf(cairn.EInvalid, "bad checkpoint size range [%d, %d]", from, to)
+	}
+	if limit <= 0 {
+		return nil, cairn.Errorf(cairn.EInvalid, "limit must be positive")
+	}
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT size, root, note, signed_at FROM checkpoints
+		WHERE ctx_id = ? AND size >= ? AND size <= ? ORDER BY size LIMIT ?`, ref.id, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []*cairn.Checkpoint
+	for rows.Next() {
+		var cp cairn.Checkpoint
+		var root []byte
+		var signed int64
+		if err := rows.Scan(&cp.Size, &root, &cp.Note, &signed); err != nil {
+			return nil, fmt.Errorf("list checkpoints: %w", err)
+		}
+		if len(root) != len(cp.Root) {
+			return nil, cairn.Errorf(cairn.EIntegrity, "checkpoint %d has a %d-byte root", cp.Size, len(root))
+		}
+		copy(cp.Root[:], root)
+		cp.SignedAt = fromMicros(signed)
+		out = append(out, &cp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LeafIndex implements cairn.LogReader. The schema keeps no index of leaf
+// hashes, so this walks the context's rows in sequence order comparing the
+// level-0 stored hash (the first 32 bytes of each row's hashes): linear in
+// size. A hash lookup index would make it logarithmic at the cost of one
+// more B-tree insert per appended event.
+func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byte, size int64) (int64, error) {
+	if size < 0 {
+		return 0, cairn.Errorf(cairn.EInvalid, "tree size %d is negative", size)
+	}
+	ref, err := s.resolve(ctx, s.r, org, context)
+	if err != nil {
+		return 0, err
+	}
+	var seq int64
+	err = s.r.QueryRowContext(ctx, `SELECT seq FROM events INDEXED BY events_seq
+		WHERE ctx_id = ? AND seq < ? AND substr(hashes, 1, 32) = ? ORDER BY seq LIMIT 1`,
+		ref.id, size, hash[:]).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, cairn.Errorf(cairn.ENotFound, "no leaf with this hash in the first %d leaves", size)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find leaf hash: %w", err)
+	}
+	return seq, nil
+}
