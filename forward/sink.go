@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -240,4 +241,44 @@ func parseRetryAfter(v string) time.Duration {
 		return time.Until(t)
 	}
 	return 0
+}
+
+// maxResponse bounds the response body an HTTP sink reads.
+const maxResponse = 16 << 20
+
+// DoHTTP sends req and reads the answer. A 2xx answer returns its status
+// and body; anything else returns HTTPError's error (3xx included: the
+// client does not follow redirects), and a failed round trip
+// TransportError's.
+func DoHTTP(c *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, TransportError("request to "+req.URL.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, nil, HTTPError(resp)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return resp.StatusCode, nil, TransportError("read the answer", err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// ParseURL checks an http(s) sink URL: a host, no user info (credentials
+// belong in the secret settings, which are masked), and, if the host is
+// an IP literal, one the guard allows.
+func ParseURL(raw string, g *Guard) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, cairn.Errorf(cairn.EInvalid, "sink url must be an http:// or https:// URL with a host")
+	}
+	if u.User != nil {
+		return nil, cairn.Errorf(cairn.EInvalid, "sink url must not carry credentials: use the token or password settings")
+	}
+	if err := g.CheckHost(u.Hostname()); err != nil {
+		return nil, &cairn.Error{Code: cairn.EInvalid, Message: cairn.ErrorMessage(err), Err: err}
+	}
+	return u, nil
 }
