@@ -31,6 +31,7 @@ var commands = []command{
 	{"version", "print the version", runVersion},
 	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
 	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
+	{"forwarders", "manage forwarders on a server (forwarders list|get|create|update|delete|pause|resume|replay|test|status)", runForwarders},
 }
 
 func main() {
@@ -135,6 +136,17 @@ func (l *listFlag) Set(v string) error {
 	}
 	l.values = append(l.values, v)
 	return nil
+}
+
+// splitList splits a comma-separated environment value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // signingKeyFilesFromEnv reads CAIRN_SIGNING_KEY_FILES (comma-separated,

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"github.com/cairn-audit/cairn/forward"
+	"github.com/cairn-audit/cairn/forward/webhook"
+)
+
+// sinkTypes lists the forwarder sinks this binary offers.
+func sinkTypes() []forward.SinkType {
+	return []forward.SinkType{webhook.Type}
+}
