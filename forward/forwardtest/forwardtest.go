@@ -6,13 +6,21 @@ package forwardtest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/forward"
+	bodyformat "github.com/cairn-audit/cairn/forward/format"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/storetest"
 )
@@ -175,4 +183,99 @@ func Forwarder(name, typ string, settings map[string]any, contexts ...string) *c
 		Sink:  cairn.SinkConfig{Type: typ, Settings: settings},
 		Batch: cairn.BatchPolicy{MaxEvents: 10, MaxDelay: time.Millisecond},
 		Retry: cairn.RetryPolicy{MaxAttempts: 10_000, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}}
+}
+
+// Batch returns a fixed batch of two events (fixed ids and times, one
+// with a target and group) rendered in format: the input of the sinks'
+// recorded-request goldens.
+func Batch(t testing.TB, format string) *forward.Batch {
+	t.Helper()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 250_000_000, time.UTC)
+	events := []*cairn.Event{
+		{ID: "0195a1b2-0000-7000-8000-000000000001", Org: Org, Context: "app", Seq: 7, EventTime: at, ReceivedTime: at.Add(time.Millisecond),
+			Action: "document.update", Kind: cairn.KindUpdate, Outcome: cairn.OutcomeSuccess,
+			Actor:   &cairn.Actor{Type: cairn.ActorUser, ID: "u-1", Email: "ann@example.com"},
+			Target:  &cairn.Target{Type: "document", ID: "d-1", Name: "Plan"}, Group: &cairn.Group{ID: "tenant-1"},
+			Changes: []cairn.Change{{Field: "title", Old: "a", New: "b"}}},
+		{ID: "0195a1b2-0000-7000-8000-000000000002", Org: Org, Context: "app", Seq: 8, EventTime: at.Add(time.Second), ReceivedTime: at.Add(time.Second),
+			Action: "user.login_failed", Kind: cairn.KindLoginFailed, Outcome: cairn.OutcomeFailure, Reason: "bad password",
+			Actor: &cairn.Actor{Type: cairn.ActorUser, ID: "u-2"}, Source: &cairn.Source{IP: "203.0.113.7"}},
+	}
+	b := &forward.Batch{Org: Org, Forwarder: "siem", Context: "app", Format: format}
+	for _, e := range events {
+		leaf, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := bodyformat.Encode(format, e, leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Records = append(b.Records, forward.Record{Event: e, Leaf: leaf, Body: body})
+	}
+	return b
+}
+
+// Request is an HTTP request as a receiver recorded it.
+type Request struct {
+	Method, Path string
+	Header       http.Header
+	Body         []byte
+}
+
+// Golden compares a recorded request (method, path, the named headers and
+// the body) with testdata/<name>.golden; -update rewrites it.
+func Golden(t testing.TB, name string, update bool, r Request, headers ...string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", r.Method, r.Path)
+	for _, h := range headers {
+		fmt.Fprintf(&b, "%s: %s\n", h, r.Header.Get(h))
+	}
+	b.WriteString("\n")
+	b.Write(r.Body)
+	path := filepath.Join("testdata", name+".golden")
+	if update {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if string(want) != b.String() {
+		t.Fatalf("request differs from %s:\n--- got\n%s\n--- want\n%s", path, b.String(), want)
+	}
+}
+
+// Recorder is an HTTP receiver that records requests and answers with
+// Answer (status 200 and an empty JSON object by default).
+type Recorder struct {
+	mu       sync.Mutex
+	Requests []Request
+	Answer   func(r Request) (int, string)
+}
+
+func (rc *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+	rc.mu.Lock()
+	rc.Requests = append(rc.Requests, req)
+	answer := rc.Answer
+	rc.mu.Unlock()
+	status, resp := 200, "{}"
+	if answer != nil {
+		status, resp = answer(req)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	io.WriteString(w, resp)
+}
+
+// Last returns the last recorded request.
+func (rc *Recorder) Last() Request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.Requests[len(rc.Requests)-1]
 }
