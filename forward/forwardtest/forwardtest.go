@@ -194,8 +194,8 @@ func Batch(t testing.TB, format string) *forward.Batch {
 	events := []*cairn.Event{
 		{ID: "0195a1b2-0000-7000-8000-000000000001", Org: Org, Context: "app", Seq: 7, EventTime: at, ReceivedTime: at.Add(time.Millisecond),
 			Action: "document.update", Kind: cairn.KindUpdate, Outcome: cairn.OutcomeSuccess,
-			Actor:   &cairn.Actor{Type: cairn.ActorUser, ID: "u-1", Email: "ann@example.com"},
-			Target:  &cairn.Target{Type: "document", ID: "d-1", Name: "Plan"}, Group: &cairn.Group{ID: "tenant-1"},
+			Actor:  &cairn.Actor{Type: cairn.ActorUser, ID: "u-1", Email: "ann@example.com"},
+			Target: &cairn.Target{Type: "document", ID: "d-1", Name: "Plan"}, Group: &cairn.Group{ID: "tenant-1"},
 			Changes: []cairn.Change{{Field: "title", Old: "a", New: "b"}}},
 		{ID: "0195a1b2-0000-7000-8000-000000000002", Org: Org, Context: "app", Seq: 8, EventTime: at.Add(time.Second), ReceivedTime: at.Add(time.Second),
 			Action: "user.login_failed", Kind: cairn.KindLoginFailed, Outcome: cairn.OutcomeFailure, Reason: "bad password",
