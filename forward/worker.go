@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/forward/format"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Run delivers the events of every enabled forwarder until ctx is
@@ -305,7 +305,7 @@ func (w *worker) context(ctx context.Context, sink Sink, name string, size int64
 		p = &pending{from: next}
 		w.bufs[name] = p
 	}
-	if err := w.fill(ctx, p, name, size); err != nil {
+	if err := w.fill(ctx, p, name, size, f.Batch.MaxEvents); err != nil {
 		return false, time.Time{}, err
 	}
 	n := w.batchLen(p)
@@ -325,10 +325,14 @@ func (w *worker) context(ctx context.Context, sink Sink, name string, size int64
 	to := next + int64(n)
 	var sendErr error
 	if len(b.Records) > 0 {
+		// Read and decode the next batch while this one is on the wire.
+		prefetch := make(chan error, 1)
+		go func() { prefetch <- w.fill(ctx, p, name, size, n+f.Batch.MaxEvents) }()
 		sendCtx, cancel := contextWithTimeout(ctx, w.s.cfg.SinkTimeout)
 		start := time.Now()
 		ans, err := sink.Send(sendCtx, b)
 		cancel()
+		<-prefetch // a failed read ahead kept what it read; the next round retries the rest
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, time.Time{}, ctx.Err()
@@ -396,13 +400,15 @@ func (w *worker) batchLen(p *pending) int {
 	return len(p.recs)
 }
 
-// fill reads committed leaves after p's records, up to a batch's worth,
-// decoding, filtering and formatting each once.
-func (w *worker) fill(ctx context.Context, p *pending, name string, size int64) error {
+// fill reads committed leaves after p's records until p holds upTo
+// records (or the log's end), decoding, filtering and formatting each
+// once. It only appends to p.recs, so a batch taken from p.recs before
+// it runs stays valid while it runs.
+func (w *worker) fill(ctx context.Context, p *pending, name string, size int64, upTo int) error {
 	f := w.f
 	have := p.from + int64(len(p.recs))
-	want := min(size, p.from+int64(f.Batch.MaxEvents))
-	if have >= want || p.bytes >= f.Batch.MaxBytes {
+	want := min(size, p.from+int64(upTo))
+	if have >= want {
 		return nil
 	}
 	leaves, err := w.s.cfg.Store.ReadLeaves(ctx, f.Org, name, have, want)
@@ -411,7 +417,7 @@ func (w *worker) fill(ctx context.Context, p *pending, name string, size int64) 
 	}
 	for i, leaf := range leaves {
 		var e cairn.Event
-		if err := json.Unmarshal(leaf, &e); err != nil {
+		if err := jsonv2.Unmarshal(leaf, &e); err != nil {
 			return &cairn.Error{Code: cairn.EIntegrity, Message: fmt.Sprintf("leaf %d of %s is not an event", have+int64(i), name), Err: err}
 		}
 		r := pendingRec{rec: Record{Event: &e, Leaf: leaf}, received: e.ReceivedTime, keep: w.fl.keep(&e)}

@@ -61,6 +61,7 @@ type listener struct {
 	t          *testing.T
 	ln         net.Listener
 	closeAfter int
+	closed     chan struct{} // receives after each connection closeAfter ended
 
 	mu  sync.Mutex
 	got []forwardtest.Delivered
@@ -110,6 +111,10 @@ func (l *listener) serve(c net.Conn) {
 		l.record(string(msg))
 		n++
 		if l.closeAfter > 0 && n == l.closeAfter {
+			c.Close()
+			if l.closed != nil {
+				l.closed <- struct{}{}
+			}
 			return
 		}
 	}
@@ -161,6 +166,8 @@ func deliver(t *testing.T, l *listener, settings map[string]any) {
 	h.Create(forwardtest.Forwarder("syslog", "syslog", settings, "app"))
 	h.Append("app", 10, nil)
 	h.CaughtUp("syslog")
+	// Written is not yet read: wait for the receiver to read it all.
+	forwardtest.WaitFor(t, "the receiver to read 55 messages", func() bool { return len(l.delivered()) >= 55 })
 	forwardtest.CheckStream(t, l.delivered(), map[string]int64{"app": 55})
 	if l.bad != "" {
 		t.Fatal(l.bad)
@@ -171,12 +178,25 @@ func TestTCP(t *testing.T) {
 	deliver(t, listen(t, nil), map[string]any{})
 }
 
-// A receiver that drops the connection between batches loses nothing:
-// the sink sees the closed connection and reconnects.
-func TestTCPReceiverRestarts(t *testing.T) {
+// A receiver that closed the connection while idle (a restart, an idle
+// timeout) loses nothing: the sink sees the closed connection before the
+// next batch and reconnects.
+func TestTCPReceiverClosesIdleConnection(t *testing.T) {
 	l := listen(t, nil)
-	l.closeAfter = 10 // one batch per connection
-	deliver(t, l, map[string]any{})
+	l.closeAfter = 10
+	l.closed = make(chan struct{}, 10)
+	h := forwardtest.New(t, []forward.SinkType{syslog.Type}, nil)
+	h.Append("app", 10, nil)
+	h.Create(forwardtest.Forwarder("syslog", "syslog", map[string]any{"address": l.ln.Addr().String(), "facility": 13}, "app"))
+	h.CaughtUp("syslog")
+	<-l.closed // the receiver read 10 messages and dropped the connection
+	h.Append("app", 10, nil)
+	h.CaughtUp("syslog")
+	forwardtest.WaitFor(t, "the receiver to read 20 messages", func() bool { return len(l.delivered()) >= 20 })
+	forwardtest.CheckStream(t, l.delivered(), map[string]int64{"app": 20})
+	if l.bad != "" {
+		t.Fatal(l.bad)
+	}
 }
 
 func TestTLS(t *testing.T) {
