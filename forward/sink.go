@@ -164,7 +164,7 @@ func HTTPError(resp *http.Response) error {
 	case s >= 300 && s < 400:
 		where := ""
 		if loc, err := resp.Location(); err == nil {
-			where = " to " + loc.Redacted()
+			where = " to " + loc.Scheme + "://" + loc.Host + loc.Path // no query or user info
 		}
 		return cairn.Errorf(cairn.EInvalid, "the receiver redirected (HTTP %d%s); Cairn does not follow redirects: configure the final URL", s, where)
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -253,7 +253,13 @@ const maxResponse = 16 << 20
 func DoHTTP(c *http.Client, req *http.Request) (int, []byte, error) {
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, nil, TransportError("request to "+req.URL.Redacted(), err)
+		// *url.Error repeats the whole URL, whose query may hold a
+		// credential: name only the host.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, nil, TransportError("request to "+req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,25 @@ func TestSettings(t *testing.T) {
 		if _, err := webhook.New(s, env); cairn.ErrorCode(err) != cairn.EInvalid {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
+	}
+}
+
+// A credential in the URL's query never reaches an error message (which
+// is stored in the status and logged).
+func TestErrorsHideTheURLQuery(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	h := forwardtest.New(t, []forward.SinkType{webhook.Type}, nil)
+	h.Create(forwardtest.Forwarder("hook", "webhook", map[string]any{"uri": "http://" + addr + "/hook?api_key=query-secret-42"}, "app"))
+	res, err := h.Service.Test(t.Context(), forwardtest.Org, "hook")
+	if err != nil || res.OK || res.ErrorCode != cairn.EUnavailable {
+		t.Fatalf("test against a closed port = %+v, %v; want unavailable", res, err)
+	}
+	if strings.Contains(res.Error, "query-secret-42") {
+		t.Fatalf("the error shows the URL's query: %s", res.Error)
 	}
 }
