@@ -60,6 +60,9 @@ type Config struct {
 	// KeyHistory, if set, returns the signing-key history published at
 	// /log/{org}/{ctx}/keys. Without it only the current keys are listed.
 	KeyHistory func(context.Context) ([]cairn.SigningKey, error)
+	// Forwarding, if set, serves the forwarder API. Without it those
+	// routes answer invalid ("forwarding is not enabled").
+	Forwarding Forwarding
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -146,6 +149,18 @@ func (s *Server) routes() {
 	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/export", s.export)
 	authed("GET /api/v1/orgs/{org}/events", s.searchEvents)
 	authed("GET /api/v1/orgs/{org}/trail/{target_type}/{target_id}", s.trail)
+
+	authed("POST /api/v1/orgs/{org}/forwarders", s.createForwarder)
+	authed("GET /api/v1/orgs/{org}/forwarders", s.listForwarders)
+	authed("GET /api/v1/orgs/{org}/forwarders/{name}", s.getForwarder)
+	authed("PUT /api/v1/orgs/{org}/forwarders/{name}", s.putForwarder)
+	authed("PATCH /api/v1/orgs/{org}/forwarders/{name}", s.putForwarder)
+	authed("DELETE /api/v1/orgs/{org}/forwarders/{name}", s.deleteForwarder)
+	authed("POST /api/v1/orgs/{org}/forwarders/{name}/pause", s.pauseForwarder)
+	authed("POST /api/v1/orgs/{org}/forwarders/{name}/resume", s.resumeForwarder)
+	authed("POST /api/v1/orgs/{org}/forwarders/{name}/replay", s.replayForwarder)
+	authed("POST /api/v1/orgs/{org}/forwarders/{name}/test", s.testForwarder)
+	authed("GET /api/v1/orgs/{org}/forwarders/{name}/status", s.forwarderStatus)
 
 	s.mux.Handle("/", s.wrap("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, cairn.Errorf(cairn.ENotFound, "no route for %s %s", r.Method, r.URL.Path))

@@ -182,6 +182,33 @@ BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: a note only gains signat
 CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
 CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
 `},
+
+	// 4: forwarders, their delivery state and their durable cursors (one
+	// per forwarder and context: the next seq to deliver).
+	{sql: `
+CREATE TABLE forwarders (
+	id              INTEGER PRIMARY KEY,
+	org_id          INTEGER NOT NULL REFERENCES orgs(id),
+	name            TEXT NOT NULL,
+	config          TEXT NOT NULL,  -- JSON cairn.Forwarder, secrets included (needed to call the sink)
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL,
+	parked          INTEGER NOT NULL DEFAULT 0,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	last_success_at INTEGER NOT NULL DEFAULT 0,
+	last_error_at   INTEGER NOT NULL DEFAULT 0,
+	last_error_code TEXT NOT NULL DEFAULT '',
+	last_error      TEXT NOT NULL DEFAULT '',
+	UNIQUE (org_id, name)
+);
+
+CREATE TABLE forwarder_cursors (
+	fwd_id   INTEGER NOT NULL REFERENCES forwarders(id) ON DELETE CASCADE,
+	ctx_id   INTEGER NOT NULL REFERENCES contexts(id),
+	next_seq INTEGER NOT NULL,
+	PRIMARY KEY (fwd_id, ctx_id)
+) WITHOUT ROWID;
+`},
 }
 
 // backfillIndex indexes the events stored before migration 2.

@@ -38,11 +38,24 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("export from env: %+v, %v", m, err)
 		}
 	})
+	t.Run("forward allow-list", func(t *testing.T) {
+		t.Setenv("CAIRN_FORWARD_ALLOW_CIDRS", "10.0.0.0/8, 192.168.1.7/24")
+		m, err := parse(t)
+		if err != nil || len(m.ForwardAllowCIDRs) != 2 || m.ForwardAllowCIDRs[1].String() != "192.168.1.0/24" {
+			t.Fatalf("allow-list from env: %v, %v", m.ForwardAllowCIDRs, err)
+		}
+		m, err = parse(t, "--forward-allow-cidr", "127.0.0.0/8")
+		if err != nil || len(m.ForwardAllowCIDRs) != 1 || m.ForwardAllowCIDRs[0].String() != "127.0.0.0/8" {
+			t.Fatalf("--forward-allow-cidr replaces the env: %v, %v", m.ForwardAllowCIDRs, err)
+		}
+	})
 	for _, c := range []struct {
 		name string
 		env  map[string]string
 		args []string
 	}{
+		{"bad allow cidr", nil, []string{"--forward-allow-cidr", "10.0.0.1"}},
+		{"bad allow cidr in env", map[string]string{"CAIRN_FORWARD_ALLOW_CIDRS": "nope"}, nil},
 		{"interval without sink", nil, []string{"--checkpoint-export-interval", "1m"}},
 		{"sink without interval", nil, []string{"--checkpoint-export", "dir:/tmp/x"}},
 		{"bad sink", nil, []string{"--checkpoint-export", "ftp://x", "--checkpoint-export-interval", "1m"}},

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ var commands = []command{
 	{"verify", "verify a log, a receipt or two checkpoints offline (verify log|receipt|consistency)", runVerify},
 	{"fsck", "check a stopped server's database", runFsck},
 	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
+	{"forwarders", "manage forwarders on a server (forwarders list|get|create|update|delete|pause|resume|replay|test|status)", runForwarders},
 }
 
 func main() {
@@ -146,6 +148,17 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// splitList splits a comma-separated environment value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // signingKeyFilesFromEnv reads CAIRN_SIGNING_KEY_FILES (comma-separated,
 // primary first) or, if unset, CAIRN_SIGNING_KEY_FILE.
 func signingKeyFilesFromEnv() []string {
@@ -175,4 +188,12 @@ func durationEnv(name string) (time.Duration, error) {
 		return 0, usageError{fmt.Sprintf("%s: %v", name, err)}
 	}
 	return d, nil
+}
+
+// printJSON writes v as indented JSON, the --json output of every command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

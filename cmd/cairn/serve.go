@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/anchor"
+	"github.com/cairn-audit/cairn/forward"
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
@@ -46,6 +48,9 @@ type Main struct {
 	CheckpointExport         string
 	CheckpointExportInterval time.Duration
 	CheckpointExportToken    string
+	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
+	// private, link-local, ...) that forwarders may reach.
+	ForwardAllowCIDRs []netip.Prefix
 
 	Stderr io.Writer
 	logger *slog.Logger
@@ -54,6 +59,7 @@ type Main struct {
 	committer    *ingest.Committer
 	checkpointer *merkle.Checkpointer
 	witnesses    *witness.Service
+	forwarders   *forward.Service
 	server       *http.Server
 	listener     net.Listener
 	bg           sync.WaitGroup
@@ -75,6 +81,8 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
+	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
+	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +92,14 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	m.SigningKeyFiles = keyFiles.values
+	m.ForwardAllowCIDRs = nil
+	for _, c := range allow.values {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return usageError{fmt.Sprintf("--forward-allow-cidr %q: not a CIDR such as 10.0.0.0/8", c)}
+		}
+		m.ForwardAllowCIDRs = append(m.ForwardAllowCIDRs, p.Masked())
+	}
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
 	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
 	switch {
@@ -167,17 +183,24 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	m.forwarders, err = forward.New(forward.Config{Store: m.store, Sinks: sinkTypes(),
+		Guard: &forward.Guard{Allow: m.ForwardAllowCIDRs}, Logger: m.logger, Metrics: forward.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
 	m.committer = ingest.NewCommitter(ingest.CommitterConfig{
 		Store: m.store,
 		OnCommit: func(events int, took time.Duration) {
 			metrics.ObserveCommit(events, took.Seconds())
 			m.checkpointer.Notify()
+			m.forwarders.Notify()
 		},
 	})
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
 	m.background(bgCtx, func(ctx context.Context) { m.witnesses.Run(ctx) })
+	m.background(bgCtx, func(ctx context.Context) { m.forwarders.Run(ctx) })
 	if exporter != nil {
 		m.background(bgCtx, func(ctx context.Context) { exporter.Run(ctx) })
 	}
@@ -186,6 +209,7 @@ func (m *Main) Open(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
+		Forwarding: m.forwarders,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
@@ -219,7 +243,9 @@ func (m *Main) background(ctx context.Context, f func(context.Context)) {
 
 // Close shuts down gracefully: stop accepting connections, let in-flight
 // requests finish (their commits included), commit what is queued, sign a
-// final checkpoint, close the database.
+// final checkpoint, stop the background services (forwarders cancel the
+// delivery in flight: its batch is sent again after a restart), close the
+// database.
 func (m *Main) Close() error {
 	var errs []error
 	if m.server != nil {

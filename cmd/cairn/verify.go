@@ -85,13 +85,6 @@ func (v *verifyFlags) openState() (*verify.State, error) {
 	return verify.OpenState(v.state)
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
-
 func verifyLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify log", flag.ContinueOnError)
 	fs.SetOutput(stderr)
