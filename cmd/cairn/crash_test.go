@@ -24,9 +24,11 @@ import (
 // every acknowledged event is present, seqs are contiguous, the tree root
 // matches an independent recomputation from the stored leaves, and the new
 // checkpoint is consistent with the last one signed before the crash.
-func TestCrashDuringIngest(t *testing.T) {
+func TestCrashDuringIngest(t *testing.T) { forEachEngine(t, testCrashDuringIngest) }
+
+func testCrashDuringIngest(t *testing.T, e *serveEngine) {
 	dir := t.TempDir()
-	p := startServer(t, dir)
+	p := e.start(t, dir)
 	ctx := ctxTimeout(t, 3*time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)
@@ -94,7 +96,7 @@ func TestCrashDuringIngest(t *testing.T) {
 		t.Fatalf("nothing acknowledged (%d) or no checkpoint before the crash", len(acked))
 	}
 
-	p = startServer(t, dir)
+	p = e.start(t, dir)
 	cv, err := p.client.GetContext(ctx, "default", "app")
 	if err != nil {
 		t.Fatal(err)
@@ -177,9 +179,11 @@ func independentRoot(t *testing.T, leaves [][]byte, n int) []byte {
 // TestGracefulShutdown: SIGTERM while clients write lets in-flight writes
 // finish; whatever was acknowledged is there after a restart, and the
 // process exits cleanly.
-func TestGracefulShutdown(t *testing.T) {
+func TestGracefulShutdown(t *testing.T) { forEachEngine(t, testGracefulShutdown) }
+
+func testGracefulShutdown(t *testing.T, e *serveEngine) {
 	dir := t.TempDir()
-	p := startServer(t, dir)
+	p := e.start(t, dir)
 	ctx := ctxTimeout(t, 2*time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)
@@ -210,7 +214,7 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	p.stop()
 	wg.Wait()
-	p = startServer(t, dir)
+	p = e.start(t, dir)
 	for _, id := range acked {
 		if _, err := p.client.GetEvent(ctx, "default", "app", id); err != nil {
 			t.Fatalf("acknowledged event %s missing after graceful shutdown: %v", id, err)

@@ -56,8 +56,10 @@ func decodeItems(t *testing.T, items []json.RawMessage) []event {
 	return out
 }
 
-func TestEndToEnd(t *testing.T) {
-	p := startServer(t, t.TempDir())
+func TestEndToEnd(t *testing.T) { forEachEngine(t, testEndToEnd) }
+
+func testEndToEnd(t *testing.T, e *serveEngine) {
+	p := e.start(t, t.TempDir())
 	ctx := ctxTimeout(t, 2*time.Minute)
 	c := p.client
 
@@ -341,8 +343,10 @@ func verifyCheckpoint(t *testing.T, cp []byte, origin, vkey string, size int64, 
 // TestPagingWhileWriting pages through 10,000 events with a cursor while
 // other clients keep writing: every event that existed when paging began
 // is seen exactly once, and nothing is seen twice.
-func TestPagingWhileWriting(t *testing.T) {
-	p := startServer(t, t.TempDir())
+func TestPagingWhileWriting(t *testing.T) { forEachEngine(t, testPagingWhileWriting) }
+
+func testPagingWhileWriting(t *testing.T, e *serveEngine) {
+	p := e.start(t, t.TempDir())
 	ctx := ctxTimeout(t, 3*time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)
@@ -427,8 +431,10 @@ func TestPagingWhileWriting(t *testing.T) {
 
 // TestBadInput: malformed and invalid events get a clear 4xx with a stable
 // code, and nothing is stored.
-func TestBadInput(t *testing.T) {
-	p := startServer(t, t.TempDir())
+func TestBadInput(t *testing.T) { forEachEngine(t, testBadInput) }
+
+func testBadInput(t *testing.T, e *serveEngine) {
+	p := e.start(t, t.TempDir())
 	ctx := ctxTimeout(t, time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,22 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("--signing-key-file twice: %v, %v", m.SigningKeyFiles, err)
 		}
 	})
+	t.Run("store", func(t *testing.T) {
+		if m, err := parse(t); err != nil || m.Store != "" {
+			t.Fatalf("default store: %q, %v; want the embedded engine", m.Store, err)
+		}
+		t.Setenv("CAIRN_STORE", "postgres://cairn@db/cairn")
+		t.Setenv("CAIRN_STORE_SCHEMA", "audit")
+		t.Setenv("CAIRN_SIGNING_KEY_FILE", "shared.key")
+		m, err := parse(t)
+		if err != nil || m.Store != "postgres://cairn@db/cairn" || m.StoreSchema != "audit" {
+			t.Fatalf("store from env: %q %q, %v", m.Store, m.StoreSchema, err)
+		}
+		m, err = parse(t, "--store", "sqlite", "--store-schema", "")
+		if err != nil || m.Store != "" {
+			t.Fatalf("--store sqlite: %q, %v", m.Store, err)
+		}
+	})
 	t.Run("checkpoint export", func(t *testing.T) {
 		t.Setenv("CAIRN_CHECKPOINT_EXPORT", "dir:/tmp/x")
 		t.Setenv("CAIRN_CHECKPOINT_EXPORT_INTERVAL", "5m")
@@ -61,6 +77,10 @@ func TestServeFlags(t *testing.T) {
 		{"bad sink", nil, []string{"--checkpoint-export", "ftp://x", "--checkpoint-export-interval", "1m"}},
 		{"negative interval", nil, []string{"--checkpoint-export", "dir:/x", "--checkpoint-export-interval", "-1m"}},
 		{"bad interval in env", map[string]string{"CAIRN_CHECKPOINT_EXPORT_INTERVAL": "soon"}, nil},
+		{"postgres without a shared key", nil, []string{"--store", "postgres://cairn@db/cairn"}},
+		{"postgres from env without a key", map[string]string{"CAIRN_STORE": "postgresql://cairn@db/cairn"}, nil},
+		{"schema without postgres", nil, []string{"--store-schema", "cairn"}},
+		{"unknown store", nil, []string{"--store", "mysql://db/cairn", "--signing-key-file", "k"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {

@@ -72,11 +72,13 @@ func writeN(t *testing.T, p *proc, ctxName string, n int) {
 
 const hookSecret = "e2e-hook-token-never-logged"
 
-func TestForwardersCLI(t *testing.T) {
+func TestForwardersCLI(t *testing.T) { forEachEngine(t, testForwardersCLI) }
+
+func testForwardersCLI(t *testing.T, e *serveEngine) {
 	rc := &hook{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	p := startServer(t, t.TempDir(), "--forward-allow-cidr", "127.0.0.0/8")
+	p := e.start(t, t.TempDir(), "--forward-allow-cidr", "127.0.0.0/8")
 	ctx := ctxTimeout(t, 2*time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)
@@ -157,12 +159,16 @@ func (p *proc) cliExit(t *testing.T, args ...string) int {
 // every event arrives in order, and only the batch in flight at the crash
 // may arrive twice.
 func TestForwardCrashResumesFromCursor(t *testing.T) {
+	forEachEngine(t, testForwardCrashResumesFromCursor)
+}
+
+func testForwardCrashResumesFromCursor(t *testing.T, e *serveEngine) {
 	const total, batch = 3000, 50
 	rc := &hook{delay: 5 * time.Millisecond}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	dir := t.TempDir()
-	p := startServer(t, dir, "--forward-allow-cidr", "127.0.0.0/8")
+	p := e.start(t, dir, "--forward-allow-cidr", "127.0.0.0/8")
 	ctx := ctxTimeout(t, 3*time.Minute)
 	if _, err := p.client.CreateContext(ctx, "default", "app", "", nil); err != nil {
 		t.Fatal(err)
@@ -180,7 +186,7 @@ func TestForwardCrashResumesFromCursor(t *testing.T) {
 	if before >= total {
 		t.Fatalf("all %d events were delivered before the crash; the test needs a slower receiver", before)
 	}
-	p = startServer(t, dir, "--forward-allow-cidr", "127.0.0.0/8")
+	p = e.start(t, dir, "--forward-allow-cidr", "127.0.0.0/8")
 	forwardtest.WaitFor(t, "delivery to finish", func() bool {
 		st, err := p.client.ForwarderStatus(ctx, "default", "siem")
 		return err == nil && st.LagEvents == 0

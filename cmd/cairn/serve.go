@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/postgres"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/witness"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +35,15 @@ import (
 // Main is the server: ParseFlags, Run, Close. End-to-end tests run the real
 // binary; this type keeps the wiring in one place.
 type Main struct {
-	Addr       string
-	DataDir    string
-	OriginHost string
+	Addr    string
+	DataDir string
+	// Store selects the engine: empty for the embedded SQLite database in
+	// DataDir, or a postgres:// URL for the shared PostgreSQL engine.
+	Store string
+	// StoreSchema is the PostgreSQL schema Cairn's tables live in (default:
+	// the URL's search_path).
+	StoreSchema string
+	OriginHost  string
 	// SigningKeyFiles are the checkpoint signing keys, primary first;
 	// every one signs every checkpoint (a rotation overlap).
 	SigningKeyFiles []string
@@ -55,7 +62,7 @@ type Main struct {
 	Stderr io.Writer
 	logger *slog.Logger
 
-	store        *sqlite.Store
+	store        engine
 	committer    *ingest.Committer
 	checkpointer *merkle.Checkpointer
 	witnesses    *witness.Service
@@ -66,12 +73,31 @@ type Main struct {
 	stopBG       context.CancelFunc
 }
 
+// engine is what the server needs from a storage engine (sqlite.Store,
+// postgres.Store).
+type engine interface {
+	cairn.Store
+	cairn.WitnessStore
+	cairn.ForwarderStore
+	// Ping checks that the database answers (readiness).
+	Ping(ctx context.Context) error
+	// Optimize refreshes the query planner's statistics.
+	Optimize(ctx context.Context) error
+}
+
+// usesPostgres reports whether a --store value names the PostgreSQL engine.
+func usesPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
 // ParseFlags reads flags, with CAIRN_* environment variables as defaults.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&m.Addr, "addr", envOr("CAIRN_ADDR", "127.0.0.1:8080"), "listen address (CAIRN_ADDR)")
 	fs.StringVar(&m.DataDir, "data-dir", envOr("CAIRN_DATA_DIR", "./cairn-data"), "data directory for the embedded engine (CAIRN_DATA_DIR)")
+	fs.StringVar(&m.Store, "store", envOr("CAIRN_STORE", ""), "storage engine: empty for the embedded SQLite database in --data-dir, or a postgres://user@host/db URL shared by every node (needs --signing-key-file) (CAIRN_STORE)")
+	fs.StringVar(&m.StoreSchema, "store-schema", envOr("CAIRN_STORE_SCHEMA", ""), "PostgreSQL schema for Cairn's tables, created if missing (default: the URL's search_path) (CAIRN_STORE_SCHEMA)")
 	fs.StringVar(&m.OriginHost, "origin-host", envOr("CAIRN_ORIGIN_HOST", "cairn.local"), "host part of every log origin <host>/<org>/<context> (CAIRN_ORIGIN_HOST)")
 	keyFiles := &listFlag{values: signingKeyFilesFromEnv()}
 	fs.Var(keyFiles, "signing-key-file", "Ed25519 checkpoint signing key file; repeat for a key rotation overlap, primary first (default <data-dir>/signing.key, created on first start) (CAIRN_SIGNING_KEY_FILES, comma-separated, or CAIRN_SIGNING_KEY_FILE)")
@@ -92,6 +118,21 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	m.SigningKeyFiles = keyFiles.values
+	switch {
+	case m.Store == "", m.Store == "sqlite":
+		m.Store = ""
+		if m.StoreSchema != "" {
+			return usageError{"--store-schema needs --store postgres://…"}
+		}
+	case usesPostgres(m.Store):
+		if len(m.SigningKeyFiles) == 0 {
+			// Every node must sign with the same key: a key generated in
+			// one node's data directory would differ from the others'.
+			return usageError{"--store postgres://… needs --signing-key-file: every node must sign checkpoints with the same key"}
+		}
+	default:
+		return usageError{"--store must be empty (embedded SQLite) or a postgres:// URL"}
+	}
 	m.ForwardAllowCIDRs = nil
 	for _, c := range allow.values {
 		p, err := netip.ParsePrefix(c)
@@ -140,8 +181,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // Open starts everything and begins serving.
 func (m *Main) Open(ctx context.Context) error {
 	var err error
-	m.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(m.DataDir, "cairn.db"), Logger: m.logger})
+	if usesPostgres(m.Store) {
+		m.store, err = postgres.Open(ctx, postgres.Config{DSN: m.Store, Schema: m.StoreSchema, Logger: m.logger})
+	} else {
+		m.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(m.DataDir, "cairn.db"), Logger: m.logger})
+	}
 	if err != nil {
+		m.store = nil
 		return fmt.Errorf("open store: %w", err)
 	}
 	keys, err := m.signingKeys()
@@ -228,8 +274,12 @@ func (m *Main) Open(ctx context.Context) error {
 			m.logger.Error("http server stopped", "err", err)
 		}
 	}()
-	m.logger.Info("cairn listening", "addr", "http://"+m.listener.Addr().String(), "data_dir", m.DataDir,
-		"origin_host", m.OriginHost, "version", Version)
+	where := slog.String("data_dir", m.DataDir)
+	if usesPostgres(m.Store) {
+		where = slog.String("store", "postgres")
+	}
+	m.logger.Info("cairn listening", slog.String("addr", "http://"+m.listener.Addr().String()), where,
+		slog.String("origin_host", m.OriginHost), slog.String("version", Version))
 	return nil
 }
 
@@ -356,7 +406,12 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	}
 	first := len(orgs) == 0
 	if first {
-		if _, err := m.store.CreateOrg(ctx, cairn.DefaultOrg); err != nil {
+		_, err := m.store.CreateOrg(ctx, cairn.DefaultOrg)
+		switch cairn.ErrorCode(err) {
+		case "":
+		case cairn.EConflict:
+			first = false // another node sharing the database created it meanwhile
+		default:
 			return err
 		}
 	}
@@ -365,7 +420,9 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	case m.BootstrapToken != "":
 		k := httpapi.KeyFromSecret(strings.TrimSpace(m.BootstrapToken), cairn.DefaultOrg, "bootstrap", true, now)
 		if _, err := m.store.LookupAPIKey(ctx, k.Hash); cairn.ErrorCode(err) == cairn.ENotFound {
-			return m.store.CreateAPIKey(ctx, k)
+			if err := m.store.CreateAPIKey(ctx, k); cairn.ErrorCode(err) != cairn.EConflict {
+				return err // nil, or a failure; a conflict means another node registered it
+			}
 		} else if err != nil {
 			return err
 		}

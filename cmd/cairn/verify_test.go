@@ -62,8 +62,10 @@ func writeBatches(t *testing.T, p *proc, ctxName, action string, batches, n int)
 	}
 }
 
-func TestVerifyCommands(t *testing.T) {
-	p := startServer(t, t.TempDir())
+func TestVerifyCommands(t *testing.T) { forEachEngine(t, testVerifyCommands) }
+
+func testVerifyCommands(t *testing.T, e *serveEngine) {
+	p := e.start(t, t.TempDir())
 	ctx := ctxTimeout(t, 3*time.Minute)
 	c := p.client
 	if _, err := c.CreateContext(ctx, "default", "app", "", nil); err != nil {
