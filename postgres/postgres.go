@@ -48,6 +48,13 @@ type Config struct {
 	// PartitionsAhead is how many monthly event partitions exist beyond
 	// the current month (default 2).
 	PartitionsAhead int
+	// IdleInTxTimeout ends a session that sits idle inside a transaction
+	// this long (PostgreSQL's idle_in_transaction_session_timeout). A node
+	// that vanishes without closing its connections (power loss, network
+	// partition) would otherwise hold its context heads and its org's
+	// commit clock until TCP gives up, stalling every other node's appends
+	// to that org. Default 30 s.
+	IdleInTxTimeout time.Duration
 	// MaintenanceInterval is how often partitions are created ahead and
 	// planner statistics refreshed in the background (default 1 h).
 	MaintenanceInterval time.Duration
@@ -79,6 +86,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PartitionsAhead < 0 || c.PartitionsAhead > 24 {
 		return cairn.Errorf(cairn.EInvalid, "postgres: PartitionsAhead must be between 1 and 24")
+	}
+	if c.IdleInTxTimeout == 0 {
+		c.IdleInTxTimeout = 30 * time.Second
+	}
+	if c.IdleInTxTimeout < time.Second {
+		return cairn.Errorf(cairn.EInvalid, "postgres: IdleInTxTimeout must be at least 1s")
 	}
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = time.Hour
@@ -140,6 +153,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// Every statement names its own time zone where it matters; UTC keeps
 	// what a human reads in psql unsurprising.
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(cfg.IdleInTxTimeout.Milliseconds())
+	pc.ConnConfig.RuntimeParams["application_name"] = "cairn"
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, dbErr("connect", err)
