@@ -97,6 +97,9 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		refs[i] = ref
 		ctxIDs = append(ctxIDs, ref.id)
 		for _, en := range req.Entries {
+			if _, err := uuid.Parse(en.Event.ID); err != nil {
+				return nil, fmt.Errorf("event id: %w", err)
+			}
 			months = append(months, month(receivedTime(en.Event, s.cfg.Now)))
 		}
 	}
@@ -126,8 +129,8 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		}
 	}
 
-	var rows [][]any
-	orgRows := map[int64][]int{} // org id → indexes into rows, in order
+	src := &copySource{s: s}
+	orgRows := map[int64][]int{} // org id → indexes into all, in order
 	type idem struct {
 		ctxID     int64
 		key       string
@@ -164,12 +167,12 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		}
 		committed := make([]cairn.Committed, len(req.Entries))
 		for j := range req.Entries {
-			row, c, err := s.buildRow(ctx, tx, h, &req.Entries[j])
+			r, c, err := s.place(ctx, tx, h, &req.Entries[j])
 			if err != nil {
 				return nil, err
 			}
-			orgRows[h.ref.orgID] = append(orgRows[h.ref.orgID], len(rows))
-			rows = append(rows, row)
+			orgRows[h.ref.orgID] = append(orgRows[h.ref.orgID], len(src.rows))
+			src.rows = append(src.rows, r)
 			committed[j] = c
 		}
 		results[i].Committed = committed
@@ -177,7 +180,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 			idems = append(idems, idem{h.ref.id, req.IdempotencyKey, req.RequestHash[:], committed})
 		}
 	}
-	if len(rows) == 0 && len(idems) == 0 {
+	if len(src.rows) == 0 && len(idems) == 0 {
 		return results, dbErr("commit append", tx.Commit(ctx))
 	}
 
@@ -196,10 +199,10 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		}
 		first := next - int64(len(idx))
 		for k, r := range idx {
-			rows[r][3] = first + int64(k)
+			src.rows[r].gid = first + int64(k)
 		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, src); err != nil {
 		return nil, dbErr("insert events", err)
 	}
 	batch := &pgx.Batch{}
@@ -335,25 +338,59 @@ func (s *Store) reader(ctx context.Context, tx pgx.Tx, h *head) tlog.HashReader 
 	})
 }
 
-// buildRow computes one event's row: its seq, leaf, stored hashes and
-// search columns. The gid (column 3) is filled in at commit.
-func (s *Store) buildRow(ctx context.Context, tx pgx.Tx, h *head, en *cairn.Entry) ([]any, cairn.Committed, error) {
-	e := en.Event
+// placed is an entry with its place in the log, before its gid is known.
+type placed struct {
+	ref    ctxRef
+	event  *cairn.Event
+	seq    int64
+	gid    int64
+	leaf   []byte
+	hashes []byte
+}
+
+// place gives an entry the next seq of its context and computes its leaf
+// and stored hashes.
+func (s *Store) place(ctx context.Context, tx pgx.Tx, h *head, en *cairn.Entry) (placed, cairn.Committed, error) {
 	seq := h.next
 	leaf := en.Leaf.Bytes(seq)
 	hashes, err := tlog.StoredHashes(seq, leaf, s.reader(ctx, tx, h))
 	if err != nil {
-		return nil, cairn.Committed{}, fmt.Errorf("stored hashes: %w", err)
-	}
-	id, err := uuid.Parse(e.ID)
-	if err != nil {
-		return nil, cairn.Committed{}, fmt.Errorf("event id: %w", err)
+		return placed{}, cairn.Committed{}, fmt.Errorf("stored hashes: %w", err)
 	}
 	base := tlog.StoredHashIndex(0, seq)
 	hb := make([]byte, 0, 32*len(hashes))
 	for k, hash := range hashes {
 		h.pending[base+int64(k)] = hash
 		hb = append(hb, hash[:]...)
+	}
+	h.next = seq + 1
+	return placed{ref: h.ref, event: en.Event, seq: seq, leaf: leaf, hashes: hb},
+		cairn.Committed{ID: en.Event.ID, Seq: seq, LeafHash: hashes[0]}, nil
+}
+
+// copySource feeds the rows to COPY. The search columns and free-text
+// words are derived from each event here, as pgx asks for the row: pgx
+// encodes on one goroutine while the connection streams what is already
+// encoded, so this work overlaps with PostgreSQL's inserting.
+type copySource struct {
+	s    *Store
+	rows []placed
+	i    int
+	row  []any
+	err  error
+}
+
+func (c *copySource) Next() bool {
+	if c.i >= len(c.rows) || c.err != nil {
+		return false
+	}
+	p := &c.rows[c.i]
+	c.i++
+	e := p.event
+	id, err := uuid.Parse(e.ID)
+	if err != nil {
+		c.err = fmt.Errorf("event id: %w", err)
+		return false
 	}
 	var actorType, actorID, actorEmail, targetType, targetID, groupID any
 	if a := e.Actor; a != nil {
@@ -365,12 +402,15 @@ func (s *Store) buildRow(ctx context.Context, tx pgx.Tx, h *head, en *cairn.Entr
 	if g := e.Group; g != nil {
 		groupID = nullable(g.ID)
 	}
-	row := []any{h.ref.orgID, h.ref.id, seq, int64(0), [16]byte(id), receivedTime(e, s.cfg.Now).UTC(), e.EventTime.UTC(),
-		e.Action, e.Kind, e.Outcome, actorType, actorID, actorEmail, targetType, targetID, groupID,
-		words(e), leaf, hb}
-	h.next = seq + 1
-	return row, cairn.Committed{ID: e.ID, Seq: seq, LeafHash: hashes[0]}, nil
+	c.row = append(c.row[:0], p.ref.orgID, p.ref.id, p.seq, p.gid, [16]byte(id), receivedTime(e, c.s.cfg.Now).UTC(),
+		e.EventTime.UTC(), e.Action, e.Kind, e.Outcome, actorType, actorID, actorEmail, targetType, targetID, groupID,
+		words(e), p.leaf, p.hashes)
+	return true
 }
+
+func (c *copySource) Values() ([]any, error) { return c.row, nil }
+
+func (c *copySource) Err() error { return c.err }
 
 // replay handles a request carrying an idempotency key that was seen before
 // (the head lock, held, orders it after any append that recorded the key).

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -26,17 +27,64 @@ import (
 const maxWord = 256
 
 // splitWords splits text into lowercased words.
-func splitWords(text string) []string {
-	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+func splitWords(text string) []string { return appendWords(nil, text) }
+
+// appendWords appends the lowercased words of text to dst. ASCII, the
+// common case, is lowered and split byte by byte without copying the text.
+func appendWords(dst []string, text string) []string {
+	start := -1
+	lower := false // the word at start has upper-case or non-ASCII letters
+	flush := func(end int) {
+		if start < 0 {
+			return
+		}
+		w := text[start:end]
+		if lower {
+			w = strings.ToLower(w)
+		}
+		dst = append(dst, w)
+		start, lower = -1, false
+	}
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			case 'A' <= c && c <= 'Z':
+				lower = true
+			default:
+				flush(i)
+				i++
+				continue
+			}
+			if start < 0 {
+				start = i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(text[i:])
+		if unicode.IsLetter(r) || unicode.IsNumber(r) {
+			if start < 0 {
+				start = i
+			}
+			lower = true
+		} else {
+			flush(i)
+		}
+		i += n
+	}
+	flush(len(text))
+	return dst
 }
 
 // words returns the tsvector of an event's free text, or nil when it has
 // none.
 func words(e *cairn.Event) any {
-	var all []string
+	all := make([]string, 0, 32)
 	add := func(s string) {
 		if s != "" {
-			all = append(all, splitWords(s)...)
+			all = appendWords(all, s)
 		}
 	}
 	add(e.Title)
