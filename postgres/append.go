@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -108,7 +109,11 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 	}
 	slices.Sort(months)
 	if err := s.ensurePartitions(ctx, slices.Compact(months)); err != nil {
-		return nil, err
+		if pgCode(err) != insufficientPrivilege {
+			return nil, err
+		}
+		// The rows go to an existing partition or the default one.
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot create an event partition", slog.Any("error", err))
 	}
 	slices.Sort(ctxIDs)
 	ctxIDs = slices.Compact(ctxIDs)

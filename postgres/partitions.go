@@ -50,7 +50,9 @@ func (s *Store) ensurePartitionsAhead(ctx context.Context) error {
 }
 
 // ensurePartitions creates the partitions of the given months that the
-// Store has not seen yet. Nodes creating at once are serialised by an
+// Store has not seen yet. A role that may not create them (see
+// docs/postgres.md, Privileges) gets an insufficient-privilege error once
+// per MaintenanceInterval and nil in between. Nodes creating at once are serialised by an
 // advisory lock; CREATE … IF NOT EXISTS makes the loser a no-op.
 func (s *Store) ensurePartitions(ctx context.Context, months []int64) error {
 	var missing []int64
@@ -63,6 +65,12 @@ func (s *Store) ensurePartitions(ctx context.Context, months []int64) error {
 	s.mu.RUnlock()
 	if len(missing) == 0 {
 		return nil
+	}
+	s.mu.RLock()
+	denied := s.denied
+	s.mu.RUnlock()
+	if !denied.IsZero() && s.cfg.Now().Sub(denied) < s.cfg.MaintenanceInterval {
+		return nil // refused lately: rows go to existing partitions or the default one
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("partitions", s.cfg.Schema)); err != nil {
@@ -85,6 +93,12 @@ func (s *Store) ensurePartitions(ctx context.Context, months []int64) error {
 		}
 		return nil
 	})
+	if pgCode(err) == insufficientPrivilege {
+		s.mu.Lock()
+		s.denied = s.cfg.Now()
+		s.mu.Unlock()
+		return dbErr("create partitions", err)
+	}
 	if err != nil {
 		return dbErr("create partitions", err)
 	}

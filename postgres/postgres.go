@@ -117,6 +117,7 @@ type Store struct {
 	orgs     map[string]int64
 	frontier map[int64]*frontier // ctx id → right edge of the tree after this node's last commit
 	months   map[int64]bool      // partitions known to exist, by month number
+	denied   time.Time           // when creating a partition was last refused for lack of privilege
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -171,8 +172,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	if err := s.ensurePartitionsAhead(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: partitions: %w", err)
+		if pgCode(err) != insufficientPrivilege {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: partitions: %w", err)
+		}
+		cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "this role cannot create event partitions: have the owner role create them ahead",
+			slog.Any("error", err))
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.done = stop, make(chan struct{})
@@ -193,6 +198,13 @@ func createSchema(ctx context.Context, cc *pgx.ConnConfig, schema string) error 
 		return dbErr("create schema", err)
 	}
 	defer tx.Rollback(ctx)
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, schema).Scan(&exists); err != nil {
+		return dbErr("create schema", err)
+	}
+	if exists {
+		return nil // a role without CREATE on the database may use an existing schema
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("schema", schema)); err != nil {
 		return dbErr("create schema", err)
 	}
@@ -324,8 +336,9 @@ func (s *Store) contextName(ctx context.Context, id int64) (string, error) {
 
 // SQLSTATE codes the engine translates (see dbErr).
 const (
-	uniqueViolation     = "23505"
-	foreignKeyViolation = "23503"
+	uniqueViolation       = "23505"
+	foreignKeyViolation   = "23503"
+	insufficientPrivilege = "42501"
 )
 
 // pgCode returns the SQLSTATE of err, or "".

@@ -249,11 +249,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		return dbErr("lock", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS cairn_migrations (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL)`); err != nil {
-		return dbErr("create cairn_migrations", err)
+	// Look before creating: a role without CREATE on the schema (a node
+	// running with least privilege) must still start on a current schema.
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('cairn_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return dbErr("read schema version", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS cairn_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL)`); err != nil {
+			return dbErr("create cairn_migrations", err)
+		}
 	}
 	var version int
 	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM cairn_migrations`).Scan(&version); err != nil {
@@ -285,3 +293,17 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM cairn_migrations`).Scan(&v)
 	return v, dbErr("schema version", err)
 }
+
+// AppGrants are the privileges a node's role needs when it does not own
+// the schema (docs/postgres.md, "Privileges"), for role cairn_app on
+// schema cairn: no UPDATE, DELETE or TRUNCATE on the log tables, no DDL.
+// Run them as the owner after the migrations.
+const AppGrants = `
+GRANT USAGE ON SCHEMA cairn TO cairn_app;
+GRANT SELECT ON cairn_migrations TO cairn_app;
+GRANT SELECT, INSERT ON events, cosignatures, idempotency, api_keys, orgs TO cairn_app;
+GRANT SELECT, INSERT, UPDATE (note) ON checkpoints TO cairn_app;
+GRANT SELECT, INSERT, UPDATE ON contexts, commit_clocks, witness_configs, witness_status, signing_keys TO cairn_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON forwarders, forwarder_cursors TO cairn_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA cairn TO cairn_app;
+`
