@@ -132,6 +132,18 @@ type ForwarderStore interface {
 	SetCursor(ctx context.Context, org, name, context string, next int64) error
 }
 
+// Lease is one node's hold on a named lease among the nodes that share a
+// store: while a node holds a forwarder's lease, no other node delivers
+// that forwarder (see forward.Leaser, which engines shared by several
+// nodes implement).
+type Lease interface {
+	// Lost is closed when the lease may no longer be held (the session
+	// that holds it failed): the holder must stop at once.
+	Lost() <-chan struct{}
+	// Release gives the lease up.
+	Release()
+}
+
 // ReplayFrom says where a replay restarts delivery: from a sequence
 // number, or from the first event received at or after a time. Context,
 // if set, limits the replay to one context; otherwise every context of

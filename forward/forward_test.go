@@ -63,7 +63,10 @@ type env struct {
 	stopRun func()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the service's store wrapped (nil: not).
+func newEnvWith(t *testing.T, wrap func(*sqlite.Store) forward.Store) *env {
 	t.Helper()
 	store, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cairn.db")})
 	if err != nil {
@@ -91,7 +94,11 @@ func newEnv(t *testing.T) *env {
 			}
 			return e.sink, nil
 		}}
-	e.svc, err = forward.New(forward.Config{Store: store, Sinks: []forward.SinkType{memType},
+	var fs forward.Store = store
+	if wrap != nil {
+		fs = wrap(store)
+	}
+	e.svc, err = forward.New(forward.Config{Store: fs, Sinks: []forward.SinkType{memType},
 		Poll: 20 * time.Millisecond, Metrics: forward.NewMetrics(e.reg)})
 	if err != nil {
 		t.Fatal(err)

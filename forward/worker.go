@@ -163,6 +163,16 @@ func (w *worker) run(ctx context.Context) {
 		return
 	}
 	defer sink.Close()
+	if l, ok := w.s.cfg.Store.(Leaser); ok {
+		w.runLeased(ctx, l, func(ctx context.Context) { w.deliver(ctx, sink) })
+		return
+	}
+	w.deliver(ctx, sink)
+}
+
+// deliver delivers until ctx is done.
+func (w *worker) deliver(ctx context.Context, sink Sink) {
+	f := w.f
 	st, err := w.s.cfg.Store.ForwarderState(ctx, f.Org, f.Name)
 	parked := err == nil && st.Parked
 	for ctx.Err() == nil {

@@ -377,3 +377,49 @@ func TestPartitions(t *testing.T) {
 		t.Fatalf("search across partitions: %+v, %v", p, err)
 	}
 }
+
+// TestLeases: a lease is held by one node at a time, released by Release
+// and by the holder's death (its session ends).
+func TestLeases(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, 2)
+	ctx := t.Context()
+	a, err := ns[0].TryLease(ctx, "fwd")
+	if err != nil || a == nil {
+		t.Fatalf("first lease: %v, %v", a, err)
+	}
+	if b, err := ns[1].TryLease(ctx, "fwd"); err != nil || b != nil {
+		t.Fatalf("second node got a held lease: %v, %v", b, err)
+	}
+	if other, err := ns[1].TryLease(ctx, "other"); err != nil || other == nil {
+		t.Fatalf("another lease: %v, %v", other, err)
+	}
+	a.Release()
+	b, err := ns[1].TryLease(ctx, "fwd")
+	if err != nil || b == nil {
+		t.Fatalf("lease after release: %v, %v", b, err)
+	}
+	if a, err := ns[0].TryLease(ctx, "fwd"); err != nil || a != nil {
+		t.Fatalf("first node took a lease held by the second: %v, %v", a, err)
+	}
+	ns[1].Close() // the holder dies
+	select {
+	case <-b.Lost():
+	default:
+		t.Fatal("a closed store's lease is not reported lost")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a, err := ns[0].TryLease(ctx, "fwd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease of a dead node was never freed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

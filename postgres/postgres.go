@@ -119,6 +119,8 @@ type Store struct {
 	months   map[int64]bool      // partitions known to exist, by month number
 	denied   time.Time           // when creating a partition was last refused for lack of privilege
 
+	leases leaser
+
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -229,6 +231,7 @@ func (s *Store) Close() error {
 		s.stop()
 		<-s.done
 	}
+	s.closeLeases()
 	s.pool.Close()
 	return nil
 }

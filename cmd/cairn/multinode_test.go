@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/forward/forwardtest"
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -20,8 +22,8 @@ import (
 
 // TestMultiNode runs three `cairn serve` processes on one PostgreSQL
 // schema. 32 writers spread over them write into one shared context and
-// into four others; one node is killed with SIGKILL mid-stream and its
-// writers move to the survivors. Afterwards every acknowledged event is
+// into four others; one node (the one delivering a forwarder) is killed
+// with SIGKILL mid-stream and its writers move to the survivors. Afterwards every acknowledged event is
 // present exactly once at the seq it was acknowledged with, each
 // context's seqs are contiguous, its root is the one an independent
 // implementation (transparency-dev/merkle) computes from the stored
@@ -35,7 +37,7 @@ func TestMultiNode(t *testing.T) {
 	dir := t.TempDir()
 	var ps []*proc
 	for range 3 {
-		ps = append(ps, e.start(t, dir))
+		ps = append(ps, e.start(t, dir, "--forward-allow-cidr", "127.0.0.0/8"))
 	}
 	ctx := ctxTimeout(t, 3*time.Minute)
 	contexts := []string{"shared", "c0", "c1", "c2", "c3"}
@@ -64,6 +66,19 @@ func TestMultiNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		verifiers[name] = v
+	}
+
+	// A forwarder of two contexts: one node at a time delivers it; when
+	// that node dies another continues from the durable cursor.
+	rc := &hook{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	const fwdBatch = 100
+	enabled := true
+	if _, err := ps[0].client.CreateForwarder(ctx, "default", httpapi.ForwarderView{Name: "siem", Contexts: []string{"shared", "c0"},
+		Sink:  httpapi.SinkView{Type: "webhook", Settings: map[string]any{"uri": srv.URL}},
+		Batch: httpapi.BatchView{MaxEvents: fwdBatch, MaxDelay: "1ms"}, Enabled: &enabled}); err != nil {
+		t.Fatal(err)
 	}
 
 	type ack struct {
@@ -136,8 +151,9 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 	time.Sleep(2 * time.Second)
-	dead.Store(2) // node 1
-	ps[1].kill()
+	// Node 0 created the forwarder and reloaded first: it holds the lease.
+	dead.Store(1)
+	ps[0].kill()
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()
@@ -231,6 +247,25 @@ func TestMultiNode(t *testing.T) {
 	}
 	if len(acked) > 0 {
 		t.Fatalf("%d acknowledged events are missing", len(acked))
+	}
+	// The forwarder delivered everything, in order per context; only a
+	// batch in flight when its node died may arrive twice.
+	forwardtest.WaitFor(t, "forwarding to finish", func() bool {
+		st, err := survivor.client.ForwarderStatus(ctx, "default", "siem")
+		return err == nil && st.LagEvents == 0
+	})
+	want := map[string]int64{}
+	for _, name := range []string{"shared", "c0"} {
+		cv, err := survivor.client.GetContext(ctx, "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = cv.Size
+	}
+	if dups := forwardtest.CheckStream(t, rc.delivered(), want); dups > 2*fwdBatch {
+		t.Fatalf("%d events delivered twice: more than the batches in flight when a node died", dups)
+	} else {
+		t.Logf("forwarder: %d events delivered, %d twice", len(rc.delivered()), dups)
 	}
 	for i, p := range ps {
 		if strings.Contains(p.stderr.String(), "refusing to sign") {

@@ -85,6 +85,9 @@ type engine interface {
 	Optimize(ctx context.Context) error
 }
 
+// The PostgreSQL engine lets one node at a time deliver each forwarder.
+var _ forward.Leaser = (*postgres.Store)(nil)
+
 // usesPostgres reports whether a --store value names the PostgreSQL engine.
 func usesPostgres(store string) bool {
 	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
