@@ -61,6 +61,7 @@ const (
 	tokMinute       = 'n'
 	tokTenSeconds   = 'w'
 	tokSecond       = 'q'
+	tokLeafHash     = 'l' // "0l" + 20 hex digits of the RFC 6962 leaf hash
 )
 
 // token returns the key token of one field value in one org.
@@ -122,6 +123,16 @@ func timeToken(orgID int64, field byte, t time.Time, digits int) string {
 	return string(b)
 }
 
+// leafHashToken finds a leaf by its hash (proofs by leaf_hash). A leaf hash
+// is already uniform, so its first 10 bytes serve as the token; the query
+// compares the whole stored hash.
+func leafHashToken(h [32]byte) string {
+	var b [22]byte
+	b[0], b[1] = '0', tokLeafHash
+	hex.Encode(b[2:], h[:10])
+	return string(b[:])
+}
+
 // timeBuckets are the bucket tokens of an event time, coarsest first.
 func timeBuckets(orgID int64, t time.Time) [len(timeFields)]string {
 	t = t.UTC()
@@ -133,7 +144,7 @@ func timeBuckets(orgID int64, t time.Time) [len(timeFields)]string {
 }
 
 // indexBody is the events_index row of an event: free text, then key tokens.
-func indexBody(orgID, ctxID int64, e *cairn.Event) string {
+func indexBody(orgID, ctxID int64, e *cairn.Event, leafHash [32]byte) string {
 	var b strings.Builder
 	b.Grow(512)
 	writeSearchText(&b, e)
@@ -174,6 +185,8 @@ func indexBody(orgID, ctxID int64, e *cairn.Event) string {
 		b.WriteByte(' ')
 		b.WriteString(tok)
 	}
+	b.WriteByte(' ')
+	b.WriteString(leafHashToken(leafHash))
 	return b.String()
 }
 

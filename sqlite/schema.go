@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-audit/cairn"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // A migration is SQL, optionally followed by Go code in the same
@@ -236,7 +237,7 @@ func backfillIndex(ctx context.Context, tx *sql.Tx) error {
 		if err := json.Unmarshal(leaf, &e); err != nil {
 			return fmt.Errorf("event %d: decode leaf: %w", gid, err)
 		}
-		if _, err := ins.ExecContext(ctx, gid, indexBody(orgID, ctxID, &e)); err != nil {
+		if _, err := ins.ExecContext(ctx, gid, indexBody(orgID, ctxID, &e, tlog.RecordHash(leaf))); err != nil {
 			return fmt.Errorf("event %d: index: %w", gid, err)
 		}
 	}
