@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/cairn-audit/cairn/merkle"
 	"io"
 	"testing"
 	"time"
@@ -38,6 +39,18 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("export from env: %+v, %v", m, err)
 		}
 	})
+	t.Run("checkpoint interval", func(t *testing.T) {
+		if m, err := parse(t); err != nil || m.CheckpointInterval != merkle.DefaultInterval {
+			t.Fatalf("default: %v, %v", m.CheckpointInterval, err)
+		}
+		t.Setenv("CAIRN_CHECKPOINT_INTERVAL", "1s")
+		if m, err := parse(t); err != nil || m.CheckpointInterval != time.Second {
+			t.Fatalf("from env: %v, %v", m.CheckpointInterval, err)
+		}
+		if m, err := parse(t, "--checkpoint-interval", "500ms"); err != nil || m.CheckpointInterval != 500*time.Millisecond {
+			t.Fatalf("flag: %v, %v", m.CheckpointInterval, err)
+		}
+	})
 	t.Run("forward allow-list", func(t *testing.T) {
 		t.Setenv("CAIRN_FORWARD_ALLOW_CIDRS", "10.0.0.0/8, 192.168.1.7/24")
 		m, err := parse(t)
@@ -61,6 +74,9 @@ func TestServeFlags(t *testing.T) {
 		{"bad sink", nil, []string{"--checkpoint-export", "ftp://x", "--checkpoint-export-interval", "1m"}},
 		{"negative interval", nil, []string{"--checkpoint-export", "dir:/x", "--checkpoint-export-interval", "-1m"}},
 		{"bad interval in env", map[string]string{"CAIRN_CHECKPOINT_EXPORT_INTERVAL": "soon"}, nil},
+		{"checkpoint interval over 1s", nil, []string{"--checkpoint-interval", "2s"}},
+		{"zero checkpoint interval", nil, []string{"--checkpoint-interval", "0s"}},
+		{"bad checkpoint interval in env", map[string]string{"CAIRN_CHECKPOINT_INTERVAL": "fast"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {

@@ -47,6 +47,7 @@ type Main struct {
 	// checkpoint of every context every CheckpointExportInterval.
 	CheckpointExport         string
 	CheckpointExportInterval time.Duration
+	CheckpointInterval       time.Duration
 	CheckpointExportToken    string
 	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
 	// private, link-local, ...) that forwarders may reach.
@@ -81,6 +82,14 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
+	signEvery, err := durationEnv("CAIRN_CHECKPOINT_INTERVAL")
+	if err != nil {
+		return err
+	}
+	if signEvery == 0 {
+		signEvery = merkle.DefaultInterval
+	}
+	fs.DurationVar(&m.CheckpointInterval, "checkpoint-interval", signEvery, "at most one checkpoint per busy context per interval, (0, 1s]; longer means fewer checkpoints to store and slower receipts (CAIRN_CHECKPOINT_INTERVAL)")
 	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
@@ -103,6 +112,8 @@ func (m *Main) ParseFlags(args []string) error {
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
 	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
 	switch {
+	case m.CheckpointInterval <= 0 || m.CheckpointInterval > time.Second:
+		return usageError{"--checkpoint-interval must be more than 0 and at most 1s (every acknowledged event is covered by a checkpoint within 1 s)"}
 	case m.CheckpointExportInterval < 0:
 		return usageError{"--checkpoint-export-interval must not be negative"}
 	case m.CheckpointExportInterval > 0 && m.CheckpointExport == "":
@@ -167,7 +178,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.checkpointer, err = merkle.NewCheckpointer(merkle.Config{Store: m.store, Signer: signer, Logger: m.logger,
-		OnSign: m.witnesses.Signed})
+		Interval: m.CheckpointInterval, OnSign: m.witnesses.Signed})
 	if err != nil {
 		return err
 	}
