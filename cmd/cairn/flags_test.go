@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/cairn-audit/cairn/merkle"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/merkle"
 	"github.com/google/go-cmp/cmp"
 )
 
