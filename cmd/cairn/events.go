@@ -40,7 +40,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "trail":
 		return eventsTrail(ctx, args[1:], stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("unknown events command %q (want write, query or trail)", args[0])}
+	return usageError{fmt.Sprintf("unknown events command %q\nusage: cairn events write|query|trail [flags]", args[0])}
 }
 
 func eventsWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -56,6 +56,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:], stdout, stderr)
+			var ue usageError
+			if len(args) > 1 && isHelp(args[1]) && errors.As(err, &ue) {
+				// A command group (events, verify, …) asked for help: its
+				// usage line is the answer, not an error.
+				msg := ue.msg
+				if i := strings.Index(msg, "usage:"); i >= 0 {
+					msg = msg[i:]
+				}
+				fmt.Fprintln(stdout, msg)
+				return 0
+			}
 			if err != nil && !errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stderr, "cairn %s: %s\n", c.name, message(err))
 			}
@@ -73,6 +84,10 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nRun 'cairn <command> -h' for a command's flags.")
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
 // usageError marks errors in how the command was invoked.

@@ -43,7 +43,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "consistency":
 		err = verifyConsistency(ctx, args[1:], stdout, stderr)
 	default:
-		return usageError{fmt.Sprintf("unknown verify command %q (want log, receipt or consistency)", args[0])}
+		return usageError{fmt.Sprintf("unknown verify command %q\nusage: cairn verify log|receipt|consistency [flags] ARGS", args[0])}
 	}
 	var ue usageError
 	var vf verifyFailed
