@@ -20,12 +20,21 @@ type clientFlags struct {
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", "http://127.0.0.1:8080"), "server URL (CAIRN_SERVER)")
-	fs.StringVar(&c.token, "token", envOr("CAIRN_TOKEN", ""), "API key (CAIRN_TOKEN)")
+	// No default from the environment: -h would print the secret.
+	fs.StringVar(&c.token, "token", "", "API key (default: CAIRN_TOKEN)")
 	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", "default"), "org (CAIRN_ORG)")
 }
 
 func (c *clientFlags) client() *httpapi.Client {
-	return &httpapi.Client{BaseURL: c.server, Token: c.token}
+	return &httpapi.Client{BaseURL: c.server, Token: tokenOrEnv(c.token)}
+}
+
+// tokenOrEnv is the API key given by flag, else CAIRN_TOKEN.
+func tokenOrEnv(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv("CAIRN_TOKEN")
 }
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,7 +66,7 @@ func eventsWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if *ctxName == "" {
 		return usageError{"--context is required"}
@@ -113,7 +122,7 @@ func eventsQuery(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	limit := fs.Int("limit", 50, "events to print (0: all)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	q := url.Values{}
 	for i, f := range queryFlags {
@@ -138,7 +147,7 @@ func eventsTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() != 2 {
 		return usageError{"usage: cairn events trail [flags] TARGET_TYPE TARGET_ID"}

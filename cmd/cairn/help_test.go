@@ -22,3 +22,26 @@ func TestCommandGroupHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandHelp: every command's -h succeeds and never prints a secret
+// taken from the environment (flag defaults are shown in help).
+func TestCommandHelp(t *testing.T) {
+	const secret = "cairn_secret_that_must_not_be_printed"
+	t.Setenv("CAIRN_TOKEN", secret)
+	t.Setenv("CAIRN_BOOTSTRAP_TOKEN", secret)
+	t.Setenv("CAIRN_CHECKPOINT_EXPORT_TOKEN", secret)
+	for _, cmd := range [][]string{
+		{"serve"}, {"events", "write"}, {"events", "query"}, {"events", "trail"}, {"export"},
+		{"verify", "log"}, {"verify", "receipt"}, {"verify", "consistency"}, {"fsck"},
+		{"keys", "add-signing"}, {"forwarders", "list"}, {"forwarders", "create"}, {"forwarders", "replay"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(cmd, "-h"), &out, &errb)
+		if code != 0 {
+			t.Errorf("cairn %s -h: exit %d, stderr %q", strings.Join(cmd, " "), code, errb.String())
+		}
+		if strings.Contains(out.String()+errb.String(), secret) {
+			t.Errorf("cairn %s -h prints a secret from the environment", strings.Join(cmd, " "))
+		}
+	}
+}

@@ -86,6 +86,15 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'cairn <command> -h' for a command's flags.")
 }
 
+// flagError turns a flag parse error into a usage error; -h stays a request
+// for help (exit 0, the flags already printed).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
