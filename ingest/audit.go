@@ -83,6 +83,9 @@ func NewAuditor(cfg AuditorConfig) *Auditor {
 
 // request builds the append request of one record.
 func (a *Auditor) request(org string, r AuditRecord) (*cairn.AppendRequest, error) {
+	if a.cfg.Committer == nil {
+		return nil, cairn.Errorf(cairn.EUnavailable, "audit records cannot be committed: no committer")
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err

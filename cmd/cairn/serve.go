@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,12 +47,17 @@ type Main struct {
 	CheckpointExport         string
 	CheckpointExportInterval time.Duration
 	CheckpointExportToken    string
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// SessionTTL is how long a login session lasts.
+	SessionTTL time.Duration
 
 	Stderr io.Writer
 	logger *slog.Logger
 
 	store        *sqlite.Store
 	committer    *ingest.Committer
+	auditor      *ingest.Auditor
 	checkpointer *merkle.Checkpointer
 	witnesses    *witness.Service
 	server       *http.Server
@@ -77,6 +83,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	proxies := fs.String("trusted-proxies", envOr("CAIRN_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (CAIRN_TRUSTED_PROXIES)")
+	sessionTTL, err := durationEnv("CAIRN_SESSION_TTL")
+	if err != nil {
+		return err
+	}
+	if sessionTTL == 0 {
+		sessionTTL = 12 * time.Hour
+	}
+	fs.DurationVar(&m.SessionTTL, "session-ttl", sessionTTL, "lifetime of a login session (CAIRN_SESSION_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -84,6 +99,12 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	m.SigningKeyFiles = keyFiles.values
+	if m.TrustedProxies, err = parsePrefixes(*proxies); err != nil {
+		return usageError{"--trusted-proxies: " + err.Error()}
+	}
+	if m.SessionTTL <= 0 {
+		return usageError{"--session-ttl must be positive"}
+	}
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
 	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
 	switch {
@@ -174,6 +195,7 @@ func (m *Main) Open(ctx context.Context) error {
 			m.checkpointer.Notify()
 		},
 	})
+	m.auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: m.committer, Logger: m.logger})
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
@@ -186,6 +208,7 @@ func (m *Main) Open(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
+		Access: m.store, Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
@@ -226,6 +249,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownWait)
 		errs = append(errs, m.server.Shutdown(ctx))
 		cancel()
+	}
+	if m.auditor != nil {
+		errs = append(errs, m.auditor.Close()) // the records of served reads, before the committer stops
 	}
 	if m.committer != nil {
 		errs = append(errs, m.committer.Close())
@@ -388,4 +414,24 @@ func (m *Main) housekeeping(ctx context.Context, metrics *httpapi.Metrics) {
 			}
 		}
 	}
+}
+
+// parsePrefixes parses comma-separated addresses and CIDR prefixes.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
