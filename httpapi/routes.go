@@ -45,6 +45,9 @@ func (r rule) String() string {
 		if r.perm == authz.ReadAudit && !r.scoped {
 			return "unscoped readAudit on the context"
 		}
+		if r.scoped {
+			return r.perm + " on the context (group-scoped suffices)"
+		}
 		return r.perm + " on the context"
 	case onAnyContext:
 		return r.perm + " on any context (results narrowed)"
@@ -99,7 +102,7 @@ func (s *Server) table() []route {
 
 		{"POST /api/v1/orgs/{org}/contexts", rule{access: orgWide, perm: authz.Create}, "create an audit context", s.createContext},
 		{"GET /api/v1/orgs/{org}/contexts", rule{access: onAnyContext, perm: authz.View}, "list the audit contexts the caller may view", s.listContexts},
-		{"GET /api/v1/orgs/{org}/contexts/{ctx}", rule{access: onContext, perm: authz.View}, "get an audit context", s.getContext},
+		{"GET /api/v1/orgs/{org}/contexts/{ctx}", rule{access: onContext, perm: authz.View, scoped: true}, "get an audit context", s.getContext},
 		{"PATCH /api/v1/orgs/{org}/contexts/{ctx}", rule{access: onContext, perm: authz.Edit}, "edit an audit context (description, tags, redaction, witnesses)", s.patchContext},
 		{"GET /api/v1/orgs/{org}/contexts/{ctx}/access", rule{access: onContext, perm: authz.Manage}, "access report: who holds which permission and why", s.accessReport},
 		{"POST /api/v1/orgs/{org}/contexts/{ctx}/events", rule{access: onContext, perm: authz.WriteAudit}, "write events", s.writeEvents},
