@@ -19,13 +19,26 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", "http://127.0.0.1:8080"), "server URL (CAIRN_SERVER)")
-	fs.StringVar(&c.token, "token", envOr("CAIRN_TOKEN", ""), "API key (CAIRN_TOKEN)")
-	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", "default"), "org (CAIRN_ORG)")
+	saved, _ := loadCredentials()
+	server, org := "http://127.0.0.1:8080", "default"
+	if saved != nil {
+		server, org = saved.Server, saved.Org
+	}
+	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", server), "server URL (CAIRN_SERVER; default: the one of cairn login)")
+	fs.StringVar(&c.token, "token", envOr("CAIRN_TOKEN", ""), "API key or session token (CAIRN_TOKEN; default: the one stored by cairn login)")
+	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", org), "org (CAIRN_ORG; default: the one of cairn login)")
 }
 
+// client returns a client for the server. Without --token or CAIRN_TOKEN
+// it uses the token cairn login stored for the same server.
 func (c *clientFlags) client() *httpapi.Client {
-	return &httpapi.Client{BaseURL: c.server, Token: c.token}
+	token := c.token
+	if token == "" {
+		if saved, err := loadCredentials(); err == nil && saved != nil && saved.Server == c.server {
+			token = saved.Token
+		}
+	}
+	return &httpapi.Client{BaseURL: c.server, Token: token}
 }
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
