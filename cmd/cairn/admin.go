@@ -117,7 +117,9 @@ func orgPath(org string) string { return "/api/v1/orgs/" + url.PathEscape(org) }
 
 // simple is a subcommand without flags of its own.
 func simple(f func(ctx context.Context, c *httpapi.Client, org string, pos []string, stdout io.Writer) error) func(*flag.FlagSet) func(context.Context, *httpapi.Client, string, []string, io.Writer) error {
-	return func(*flag.FlagSet) func(context.Context, *httpapi.Client, string, []string, io.Writer) error { return f }
+	return func(*flag.FlagSet) func(context.Context, *httpapi.Client, string, []string, io.Writer) error {
+		return f
+	}
 }
 
 // readSecret reads one line (a password) from stdin.
