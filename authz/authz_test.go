@@ -196,3 +196,21 @@ func TestPassword(t *testing.T) {
 		t.Fatalf("short password: %v", err)
 	}
 }
+
+// BenchmarkHashPassword is the cost of one login attempt (argon2id).
+func BenchmarkHashPassword(b *testing.B) {
+	h, _ := HashPassword("correct horse battery staple")
+	for b.Loop() {
+		CheckPassword(h, "correct horse battery staple")
+	}
+}
+
+// BenchmarkEvaluate is the cost of evaluating an org's policies for one
+// principal (the server caches the result for cacheTTL).
+func BenchmarkEvaluate(b *testing.B) {
+	ps := policies()
+	for b.Loop() {
+		gs := Evaluate("user/ann", []string{"finance"}, ps)
+		gs.SearchScopes()
+	}
+}

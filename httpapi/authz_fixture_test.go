@@ -61,7 +61,7 @@ func (b *syncBuffer) String() string {
 // azFixture is a server over orgs acme (contexts app, ops) and rival
 // (context app), with an admin key of acme, a fake clock and captured logs.
 type azFixture struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	srv    *Server
 	store  *sqlite.Store
@@ -71,7 +71,7 @@ type azFixture struct {
 	events map[string]string // name → event id in acme/app or rival/app
 }
 
-func newAZFixture(t *testing.T, mod func(*Config)) *azFixture {
+func newAZFixture(t testing.TB, mod func(*Config)) *azFixture {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "az.db")})
 	if err != nil {

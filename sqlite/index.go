@@ -55,6 +55,7 @@ const (
 	tokTarget       = 'r' // type + "\x00" + id
 	tokGroup        = 'g'
 	tokGroupPrefix  = 'f' // each '/'-bounded path prefix of the group id
+	tokNotBuiltin   = 'b' // value "1" on every event outside the built-in context
 	tokYear         = 'v'
 	tokMonth        = 'm'
 	tokDay          = 'd'
@@ -149,6 +150,12 @@ func indexBody(orgID, ctxID int64, e *cairn.Event) string {
 		b.WriteString(token(orgID, field, v))
 	}
 	add(tokContext, strconv.FormatInt(ctxID, 10))
+	if e.Context != cairn.BuiltinContext {
+		// Lets a search that leaves out the built-in context (which grows
+		// with every read) skip its events in the index instead of
+		// walking them.
+		add(tokNotBuiltin, "1")
+	}
 	add(tokAction, e.Action)
 	for i := 0; i < len(e.Action)-1; i++ {
 		if prefixBoundary(e.Action[:i+1]) {

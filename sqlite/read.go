@@ -192,6 +192,9 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 			match.and(w)
 		}
 	}
+	if f.SkipBuiltin && f.Context == "" && len(match.terms) == 0 {
+		match.and(token(orgID, tokNotBuiltin, "1"))
+	}
 	from, order := "events e NOT INDEXED", "e.gid"
 	if len(match.terms) > 0 {
 		from, order = "events_index t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
