@@ -107,7 +107,7 @@ func TestGroupScopedReads(t *testing.T) {
 	if got := ids(t, p); len(got) != 1 || got[0] != f.events["finance"] {
 		t.Fatalf("scoped search = %v, want only the finance event %s", got, f.events["finance"])
 	}
-	for _, q := range []url.Values{{"group.id": {"acme/hr"}}, {"context": {"app"}, "action": {"doc.read"}}} {
+	for _, q := range []url.Values{{"group.id": {"acme/hr"}}, {"group.prefix": {"acme"}}, {"context": {"app"}, "action": {"doc.read"}}} {
 		p, _ := c.Search(ctx, "acme", q)
 		for _, id := range ids(t, p) {
 			if id != f.events["finance"] {
@@ -140,11 +140,18 @@ func TestGroupScopedReads(t *testing.T) {
 			t.Errorf("%s with a group-scoped grant: %d %s, want forbidden", path, status, body)
 		}
 	}
-	// The same principal with an unscoped grant on ops reads all of ops.
+	// An unscoped grant reads every event, and may filter by group prefix.
 	wide := f.principal("acme", "wide", readAll(t, "*"))
 	all, err := wide.Search(ctx, "acme", nil)
 	if err != nil || len(all.Items) != 2 {
 		t.Fatalf("unscoped search: %v %d items, want 2 (the built-in context is left out)", err, len(all.Items))
+	}
+	hr, err := wide.Search(ctx, "acme", url.Values{"group.prefix": {"acme/hr"}})
+	if got := ids(t, hr); err != nil || len(got) != 1 || got[0] != f.events["hr"] {
+		t.Fatalf("group.prefix search = %v %v", got, err)
+	}
+	if _, err := wide.Search(ctx, "acme", url.Values{"group.prefix": {"/"}}); cairn.ErrorCode(err) != cairn.EInvalid {
+		t.Fatalf("empty group.prefix: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
@@ -76,7 +77,8 @@ func (s *Server) recordAuthFailure(r *http.Request, err error) {
 	if err := s.cfg.Auditor.RecordAsync(org, ingest.AuditRecord{Action: actionAuthFailed, Kind: cairn.KindLoginFailed,
 		Outcome: cairn.OutcomeFailure, Reason: cairn.ErrorMessage(err), Actor: actor, Source: s.source(r),
 		Target: &cairn.Target{Type: "route", ID: r.Method + " " + r.URL.Path}}); err != nil {
-		s.cfg.Logger.Warn("failed authentication not recorded", "request_id", requestID(r), "err", err)
+		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "failed authentication not recorded",
+			slog.String("request_id", requestID(r)), slog.Any("err", err))
 	}
 }
 

@@ -255,12 +255,19 @@ var searchParams = map[string]func(f *cairn.Filter, v string) error{
 	"target.type": func(f *cairn.Filter, v string) error { f.TargetType = v; return nil },
 	"target.id":   func(f *cairn.Filter, v string) error { f.TargetID = v; return nil },
 	"group.id":    func(f *cairn.Filter, v string) error { f.GroupID = v; return nil },
-	"q":           func(f *cairn.Filter, v string) error { f.Text = v; return nil },
-	"action":      setAction,
-	"since":       func(f *cairn.Filter, v string) (err error) { f.Since, err = parseTime("since", v); return },
-	"until":       func(f *cairn.Filter, v string) (err error) { f.Until, err = parseTime("until", v); return },
-	"limit":       setLimit,
-	"cursor":      setCursor,
+	"group.prefix": func(f *cairn.Filter, v string) error {
+		if strings.Trim(v, "/") == "" {
+			return cairn.Errorf(cairn.EInvalid, "group.prefix must name a path such as acme/finance")
+		}
+		f.GroupPrefix = v
+		return nil
+	},
+	"q":      func(f *cairn.Filter, v string) error { f.Text = v; return nil },
+	"action": setAction,
+	"since":  func(f *cairn.Filter, v string) (err error) { f.Since, err = parseTime("since", v); return },
+	"until":  func(f *cairn.Filter, v string) (err error) { f.Until, err = parseTime("until", v); return },
+	"limit":  setLimit,
+	"cursor": setCursor,
 }
 
 func setAction(f *cairn.Filter, v string) error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -222,7 +223,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 				actor.ID = u.ID
 			}
 			if err := s.cfg.Auditor.RecordAsync(org, auditLogin(s.source(r), actor, cairn.KindLoginFailed, cairn.OutcomeFailure)); err != nil {
-				s.cfg.Logger.Warn("failed login not recorded", "request_id", requestID(r), "err", err)
+				s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "failed login not recorded",
+					slog.String("request_id", requestID(r)), slog.Any("err", err))
 			}
 		}
 		s.error(w, r, cairn.Errorf(cairn.EUnauthorized, "wrong username or password"))

@@ -110,6 +110,7 @@ var queryFlags = []struct{ flag, param, help string }{
 	{"target-type", "target.type", "target type"},
 	{"target-id", "target.id", "target id"},
 	{"group-id", "group.id", "group id"},
+	{"group-prefix", "group.prefix", "group ids under a path prefix, e.g. acme/finance"},
 	{"since", "since", "RFC 3339 time, inclusive"},
 	{"until", "until", "RFC 3339 time, exclusive"},
 	{"q", "q", "free text"},

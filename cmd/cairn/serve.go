@@ -205,11 +205,15 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.background(bgCtx, func(ctx context.Context) { m.housekeeping(ctx, metrics) })
 
-	api := httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
 		Access: m.store, Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
-	})
+	}
+	if err := apiCfg.Validate(); err != nil {
+		return err
+	}
+	api := httpapi.New(apiCfg)
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
