@@ -32,6 +32,22 @@ func principalView(p *cairn.Principal) PrincipalView {
 		Email: p.Email, HasPassword: p.PasswordHash != "", Disabled: p.Disabled, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
+// principalChanges are the recorded changes from before to after; a new
+// or changed password appears only as "***".
+func principalChanges(before, after *cairn.Principal, password bool) []cairn.Change {
+	var cs []cairn.Change
+	cs = append(cs, change("description", before.Description, after.Description)...)
+	cs = append(cs, change("email", before.Email, after.Email)...)
+	if password {
+		c := cairn.Change{Field: "password", New: "***"}
+		if before.PasswordHash != "" {
+			c.Old = "***"
+		}
+		cs = append(cs, c)
+	}
+	return append(cs, change("disabled", before.Disabled, after.Disabled)...)
+}
+
 func principalTarget(p *cairn.Principal) *cairn.Target {
 	return &cairn.Target{Type: p.Kind, ID: p.ID, Name: p.Name}
 }
@@ -86,13 +102,7 @@ func (s *Server) createPrincipal(kind string) http.HandlerFunc {
 			s.error(w, r, err)
 			return
 		}
-		var changes []cairn.Change
-		changes = append(changes, change("description", nil, p.Description)...)
-		changes = append(changes, change("email", nil, p.Email)...)
-		if in.Password != "" {
-			changes = append(changes, cairn.Change{Field: "password", New: "***"})
-		}
-		changes = append(changes, change("disabled", nil, p.Disabled)...)
+		changes := principalChanges(&cairn.Principal{}, p, in.Password != "")
 		if err := s.recordChange(r, org, kind+".create", cairn.KindCreate, principalTarget(p), changes); err != nil {
 			s.error(w, r, err)
 			return
@@ -194,13 +204,7 @@ func (s *Server) patchPrincipal(kind string) http.HandlerFunc {
 			return
 		}
 		s.forgetKeys()
-		var changes []cairn.Change
-		changes = append(changes, change("description", before.Description, p.Description)...)
-		changes = append(changes, change("email", before.Email, p.Email)...)
-		if in.Password != nil {
-			changes = append(changes, cairn.Change{Field: "password", Old: "***", New: "***"})
-		}
-		changes = append(changes, change("disabled", before.Disabled, p.Disabled)...)
+		changes := principalChanges(before, p, in.Password != nil)
 		if err := s.recordChange(r, org, kind+".update", cairn.KindUpdate, principalTarget(p), changes); err != nil {
 			s.error(w, r, err)
 			return
