@@ -19,7 +19,8 @@ import (
 // of a B-tree index per column. Its row for an event (rowid = gid) holds the
 // event's free text and one key token per filterable value: the context, the
 // action and each of its dotted prefixes, kind, outcome, actor type, id and
-// email, target type, id and type+id, group, and the bucket of event_time
+// email, target type, id and type+id, group and each '/'-bounded path
+// prefix of the group id ("acme", "acme/finance" for "acme/finance/emea"), and the bucket of event_time
 // at each of eight granularities from the year to the second. A key token
 // is "0", a field letter and 16 hex digits of SHA-256(org id, field, value),
 // so tokens of different orgs and fields never meet and any value survives
@@ -53,6 +54,8 @@ const (
 	tokTargetID     = 's'
 	tokTarget       = 'r' // type + "\x00" + id
 	tokGroup        = 'g'
+	tokGroupPrefix  = 'f' // each '/'-bounded path prefix of the group id
+	tokNotBuiltin   = 'b' // value "1" on every event outside the built-in context
 	tokYear         = 'v'
 	tokMonth        = 'm'
 	tokDay          = 'd'
@@ -158,6 +161,12 @@ func indexBody(orgID, ctxID int64, e *cairn.Event, leafHash [32]byte) string {
 		b.WriteString(token(orgID, field, v))
 	}
 	add(tokContext, strconv.FormatInt(ctxID, 10))
+	if e.Context != cairn.BuiltinContext {
+		// Lets a search that leaves out the built-in context (which grows
+		// with every read) skip its events in the index instead of
+		// walking them.
+		add(tokNotBuiltin, "1")
+	}
 	add(tokAction, e.Action)
 	for i := 0; i < len(e.Action)-1; i++ {
 		if prefixBoundary(e.Action[:i+1]) {
@@ -180,6 +189,11 @@ func indexBody(orgID, ctxID int64, e *cairn.Event, leafHash [32]byte) string {
 	}
 	if g := e.Group; g != nil {
 		add(tokGroup, g.ID)
+		for i := 1; i < len(g.ID); i++ {
+			if g.ID[i] == '/' {
+				add(tokGroupPrefix, g.ID[:i])
+			}
+		}
 	}
 	for _, tok := range timeBuckets(orgID, e.EventTime) {
 		b.WriteByte(' ')
@@ -306,6 +320,22 @@ func (q *matchQuery) anyOf(toks []string) {
 		quoted[i] = quote(t)
 	}
 	q.terms = append(q.terms, "("+strings.Join(quoted, " OR ")+")")
+}
+
+// groupTokens are the tokens whose union is the events of the given group
+// ids and group path prefixes.
+func groupTokens(orgID int64, ids, prefixes []string) []string {
+	var out []string
+	for _, g := range ids {
+		out = append(out, token(orgID, tokGroup, g))
+	}
+	for _, p := range prefixes {
+		p = strings.TrimRight(p, "/")
+		if p != "" {
+			out = append(out, token(orgID, tokGroup, p), token(orgID, tokGroupPrefix, p))
+		}
+	}
+	return out
 }
 
 func (q *matchQuery) String() string { return strings.Join(q.terms, " AND ") }

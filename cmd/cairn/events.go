@@ -19,14 +19,27 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", "http://127.0.0.1:8080"), "server URL (CAIRN_SERVER)")
+	saved, _ := loadCredentials()
+	server, org := "http://127.0.0.1:8080", "default"
+	if saved != nil {
+		server, org = saved.Server, saved.Org
+	}
+	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", server), "server URL (CAIRN_SERVER; default: the one of cairn login)")
 	// No default from the environment: -h would print the secret.
-	fs.StringVar(&c.token, "token", "", "API key (default: CAIRN_TOKEN)")
-	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", "default"), "org (CAIRN_ORG)")
+	fs.StringVar(&c.token, "token", "", "API key or session token (default: CAIRN_TOKEN, else the one stored by cairn login)")
+	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", org), "org (CAIRN_ORG; default: the one of cairn login)")
 }
 
+// client returns a client for the server. Without --token or CAIRN_TOKEN
+// it uses the token cairn login stored for the same server.
 func (c *clientFlags) client() *httpapi.Client {
-	return &httpapi.Client{BaseURL: c.server, Token: tokenOrEnv(c.token)}
+	token := tokenOrEnv(c.token)
+	if token == "" {
+		if saved, err := loadCredentials(); err == nil && saved != nil && saved.Server == c.server {
+			token = saved.Token
+		}
+	}
+	return &httpapi.Client{BaseURL: c.server, Token: token}
 }
 
 // tokenOrEnv is the API key given by flag, else CAIRN_TOKEN.
@@ -106,6 +119,7 @@ var queryFlags = []struct{ flag, param, help string }{
 	{"target-type", "target.type", "target type"},
 	{"target-id", "target.id", "target id"},
 	{"group-id", "group.id", "group id"},
+	{"group-prefix", "group.prefix", "group ids under a path prefix, e.g. acme/finance"},
 	{"since", "since", "RFC 3339 time, inclusive"},
 	{"until", "until", "RFC 3339 time, exclusive"},
 	{"q", "q", "free text"},

@@ -9,7 +9,7 @@ import (
 // TestCommandGroupHelp: "cairn <group> -h" prints the group's usage and
 // succeeds; an unknown subcommand is a usage error (exit 2).
 func TestCommandGroupHelp(t *testing.T) {
-	for _, group := range []string{"events", "verify", "forwarders", "keys"} {
+	for _, group := range []string{"events", "verify", "forwarders", "keys", "orgs", "contexts", "users", "policies"} {
 		for _, h := range []string{"-h", "--help", "help"} {
 			var out, errb bytes.Buffer
 			if code := run(t.Context(), []string{group, h}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "usage: cairn "+group) {
@@ -33,7 +33,9 @@ func TestCommandHelp(t *testing.T) {
 	for _, cmd := range [][]string{
 		{"serve"}, {"events", "write"}, {"events", "query"}, {"events", "trail"}, {"export"},
 		{"verify", "log"}, {"verify", "receipt"}, {"verify", "consistency"}, {"fsck"},
-		{"keys", "add-signing"}, {"forwarders", "list"}, {"forwarders", "create"}, {"forwarders", "replay"},
+		{"keys", "add-signing"}, {"keys", "create"}, {"forwarders", "list"}, {"forwarders", "create"}, {"forwarders", "replay"},
+		{"login"}, {"orgs", "list"}, {"contexts", "list"}, {"users", "create"}, {"serviceaccounts", "list"},
+		{"groups", "add-member"}, {"policies", "create"}, {"access"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), append(cmd, "-h"), &out, &errb)

@@ -34,7 +34,16 @@ var commands = []command{
 	{"export", "download a context's log as a self-contained bundle for offline verification", runExport},
 	{"verify", "verify a log, a receipt or two checkpoints offline (verify log|receipt|consistency)", runVerify},
 	{"fsck", "check a stopped server's database", runFsck},
-	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
+	{"keys", "API keys (keys create|list|revoke) and checkpoint signing keys offline (keys add-signing)", runKeyCommands},
+	{"login", "log in and store a token for the other client commands", runLogin},
+	{"orgs", "orgs on a server (orgs create|list; server admin)", runOrgs},
+	{"contexts", "audit contexts (contexts create|list|get|edit)", runContexts},
+	{"users", "local users (users create|list|get|edit|delete)", principalCommand("user", "users")},
+	{"serviceaccounts", "service accounts (serviceaccounts create|list|get|edit|delete)", principalCommand("serviceaccount", "serviceaccounts")},
+	{"identities", "workload identities (identities create|list|get|edit|delete)", principalCommand("identity", "identities")},
+	{"groups", "groups of principals (groups create|list|get|edit|delete|add-member|remove-member)", principalCommand("group", "groups")},
+	{"policies", "policies (policies create|put|list|get|delete)", runPolicies},
+	{"access", "access report of a context: who holds which permission and why", runAccess},
 	{"forwarders", "manage forwarders on a server (forwarders list|get|create|update|delete|pause|resume|replay|test|status)", runForwarders},
 }
 
@@ -81,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: cairn <command> [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nRun 'cairn <command> -h' for a command's flags.")
 }

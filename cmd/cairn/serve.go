@@ -52,12 +52,17 @@ type Main struct {
 	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
 	// private, link-local, ...) that forwarders may reach.
 	ForwardAllowCIDRs []netip.Prefix
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// SessionTTL is how long a login session lasts.
+	SessionTTL time.Duration
 
 	Stderr io.Writer
 	logger *slog.Logger
 
 	store        *sqlite.Store
 	committer    *ingest.Committer
+	auditor      *ingest.Auditor
 	checkpointer *merkle.Checkpointer
 	witnesses    *witness.Service
 	forwarders   *forward.Service
@@ -94,6 +99,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	proxies := fs.String("trusted-proxies", envOr("CAIRN_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (CAIRN_TRUSTED_PROXIES)")
+	sessionTTL, err := durationEnv("CAIRN_SESSION_TTL")
+	if err != nil {
+		return err
+	}
+	if sessionTTL == 0 {
+		sessionTTL = 12 * time.Hour
+	}
+	fs.DurationVar(&m.SessionTTL, "session-ttl", sessionTTL, "lifetime of a login session (CAIRN_SESSION_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -108,6 +122,12 @@ func (m *Main) ParseFlags(args []string) error {
 			return usageError{fmt.Sprintf("--forward-allow-cidr %q: not a CIDR such as 10.0.0.0/8", c)}
 		}
 		m.ForwardAllowCIDRs = append(m.ForwardAllowCIDRs, p.Masked())
+	}
+	if m.TrustedProxies, err = parsePrefixes(*proxies); err != nil {
+		return usageError{"--trusted-proxies: " + err.Error()}
+	}
+	if m.SessionTTL <= 0 {
+		return usageError{"--session-ttl must be positive"}
 	}
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
 	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
@@ -207,6 +227,7 @@ func (m *Main) Open(ctx context.Context) error {
 			m.forwarders.Notify()
 		},
 	})
+	m.auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: m.committer, Logger: m.logger})
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
@@ -217,11 +238,16 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.background(bgCtx, func(ctx context.Context) { m.housekeeping(ctx, metrics) })
 
-	api := httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
 		Forwarding: m.forwarders,
-	})
+		Access:     m.store, Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
+	}
+	if err := apiCfg.Validate(); err != nil {
+		return err
+	}
+	api := httpapi.New(apiCfg)
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -263,6 +289,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownWait)
 		errs = append(errs, m.server.Shutdown(ctx))
 		cancel()
+	}
+	if m.auditor != nil {
+		errs = append(errs, m.auditor.Close()) // the records of served reads, before the committer stops
 	}
 	if m.committer != nil {
 		errs = append(errs, m.committer.Close())
@@ -425,4 +454,24 @@ func (m *Main) housekeeping(ctx context.Context, metrics *httpapi.Metrics) {
 			}
 		}
 	}
+}
+
+// parsePrefixes parses comma-separated addresses and CIDR prefixes.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
