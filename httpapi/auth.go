@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -46,15 +47,20 @@ func (s *Server) authenticate(r *http.Request) (*cairn.APIKey, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, cairn.Errorf(cairn.EUnauthorized, "missing bearer API key (Authorization: Bearer <key>)")
 	}
+	return s.lookupKey(r.Context(), strings.TrimSpace(secret))
+}
+
+// lookupKey resolves a key secret through a short-lived cache.
+func (s *Server) lookupKey(ctx context.Context, secret string) (*cairn.APIKey, error) {
 	// Keys are looked up by the SHA-256 of the secret: the comparison an
 	// attacker could time is between hashes of their own guesses.
-	hash := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	hash := sha256.Sum256([]byte(secret))
 	now := s.cfg.Now()
 	s.mu.Lock()
 	c, ok := s.keys[hash]
 	s.mu.Unlock()
 	if !ok || now.After(c.expires) {
-		k, err := s.cfg.Store.LookupAPIKey(r.Context(), hash)
+		k, err := s.cfg.Store.LookupAPIKey(ctx, hash)
 		if cairn.ErrorCode(err) == cairn.ENotFound {
 			return nil, cairn.Errorf(cairn.EUnauthorized, "invalid API key")
 		}

@@ -63,6 +63,9 @@ type Config struct {
 	// Forwarding, if set, serves the forwarder API. Without it those
 	// routes answer invalid ("forwarding is not enabled").
 	Forwarding Forwarding
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces (docs/compat.md).
+	Compat CompatConfig
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -110,6 +113,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
+	cfg.Compat.setDefaults()
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
@@ -162,6 +166,8 @@ func (s *Server) routes() {
 	authed("POST /api/v1/orgs/{org}/forwarders/{name}/test", s.testForwarder)
 	authed("GET /api/v1/orgs/{org}/forwarders/{name}/status", s.forwarderStatus)
 
+	s.compatRoutes()
+
 	s.mux.Handle("/", s.wrap("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, cairn.Errorf(cairn.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
 	}, false))
@@ -199,6 +205,22 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // wrap adds the request id, authentication, panic recovery, access logging
 // and metrics around a handler.
 func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler {
+	if auth {
+		return s.wrapWith(route, h, s.authenticate, s.error)
+	}
+	return s.wrapWith(route, h, nil, s.error)
+}
+
+// authenticator resolves the caller's key; errorWriter writes an error in
+// a surface's envelope (the compat APIs have their own).
+type (
+	authenticator func(*http.Request) (*cairn.APIKey, error)
+	errorWriter   func(http.ResponseWriter, *http.Request, error)
+)
+
+// wrapWith is wrap with a surface's own authentication (nil: public) and
+// error envelope.
+func (s *Server) wrapWith(route string, h http.HandlerFunc, authn authenticator, fail errorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
@@ -212,7 +234,7 @@ func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler 
 				}
 				s.cfg.Logger.Error("panic in handler", "route", route, "request_id", id, "panic", v)
 				if sw.status == 0 {
-					s.error(sw, r, errors.New("panic"))
+					fail(sw, r, errors.New("panic"))
 				}
 			}
 			took := time.Since(start)
@@ -222,10 +244,10 @@ func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler 
 				slog.String("route", route), slog.Int("status", sw.status),
 				slog.Duration("took", took), slog.String("request_id", id))
 		}()
-		if auth {
-			k, err := s.authenticate(r)
+		if authn != nil {
+			k, err := authn(r)
 			if err != nil {
-				s.error(sw, r, err)
+				fail(sw, r, err)
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), principalKey, k))
