@@ -293,4 +293,6 @@ func (s *Server) compatRoutes() {
 	raw("GET /audit/org/{org}/resource/name/{resource_name}", s.cpQuery)
 	raw("GET /audit/org/{org}/subject/email/{email}", s.cpQuery)
 	raw("GET /audit/org/{org}/id/{id}", s.cpGet)
+	// Replicated Audit API.
+	raw("POST /audit/v1/event", s.replicatedWrite)
 }

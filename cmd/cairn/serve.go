@@ -51,6 +51,9 @@ type Main struct {
 	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
 	// private, link-local, ...) that forwarders may reach.
 	ForwardAllowCIDRs []netip.Prefix
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces.
+	Compat httpapi.CompatConfig
 
 	Stderr io.Writer
 	logger *slog.Logger
@@ -83,6 +86,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
 	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
+	fs.StringVar(&m.Compat.ReplicatedContext, "replicated-context", envOr("CAIRN_REPLICATED_CONTEXT", httpapi.DefaultReplicatedContext), "context that the Replicated Audit API (POST /audit/v1/event) writes to, created on first use (CAIRN_REPLICATED_CONTEXT)")
+	fs.StringVar(&m.Compat.RetracedBasePath, "retraced-base-path", envOr("CAIRN_RETRACED_BASE_PATH", httpapi.DefaultRetracedBasePath), "path prefix of the Retraced-compatible API (CAIRN_RETRACED_BASE_PATH)")
+	fs.StringVar(&m.Compat.RetracedContext, "retraced-context", envOr("CAIRN_RETRACED_CONTEXT", httpapi.DefaultRetracedContext), "context that Retraced events go to in the org named by the project id, created on first use (CAIRN_RETRACED_CONTEXT)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +98,9 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	m.SigningKeyFiles = keyFiles.values
+	if err := m.Compat.Validate(); err != nil {
+		return usageError{cairn.ErrorMessage(err)}
+	}
 	m.ForwardAllowCIDRs = nil
 	for _, c := range allow.values {
 		p, err := netip.ParsePrefix(c)
@@ -209,7 +218,7 @@ func (m *Main) Open(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
-		Forwarding: m.forwarders,
+		Forwarding: m.forwarders, Compat: m.Compat,
 	})
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
