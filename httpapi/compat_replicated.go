@@ -56,15 +56,23 @@ func DecodeReplicatedEvent(body []byte) (*ingest.Input, error) {
 }
 
 func (s *Server) replicatedWrite(w http.ResponseWriter, r *http.Request) {
-	k := principal(r)
-	org := k.Org
-	name := s.cfg.Compat.ReplicatedContext
-	if err := s.authorizeCompatWrite(r, org, name); err != nil {
+	org := principal(r).Org
+	// Replicated's clients send no parameters; the agent names the context
+	// it was configured with.
+	q := r.URL.Query()
+	name := cmp.Or(q.Get("context"), s.cfg.Compat.ReplicatedContext)
+	for k, v := range q {
+		if k != "context" || len(v) != 1 {
+			s.error(w, r, cairn.Errorf(cairn.EInvalid, "unknown query parameter %q (only context)", k))
+			return
+		}
+	}
+	if err := validName("context", name); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	if len(r.URL.Query()) > 0 {
-		s.error(w, r, cairn.Errorf(cairn.EInvalid, "this route takes no query parameters"))
+	if err := s.authorizeCompatWrite(r, org, name); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	body, err := readBody(w, r, ingest.MaxEvent)
