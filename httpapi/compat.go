@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/ingest"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/google/uuid"
 )
 
@@ -34,6 +36,12 @@ type CompatConfig struct {
 	// RetracedContext is the context a Retraced project's events go to,
 	// created on first use (default "retraced").
 	RetracedContext string
+	// Retraced keeps viewer descriptors and enterprise tokens (default: in
+	// memory, lost on restart).
+	Retraced retraced.State
+	// ViewerSecret signs viewer sessions (HS256). Default: a random secret
+	// per process, so sessions end with it.
+	ViewerSecret []byte
 }
 
 // Default compat names.
@@ -52,6 +60,13 @@ func (c *CompatConfig) setDefaults() {
 	}
 	if c.RetracedContext == "" {
 		c.RetracedContext = DefaultRetracedContext
+	}
+	if c.Retraced == nil {
+		c.Retraced, _ = retraced.OpenFileState("")
+	}
+	if len(c.ViewerSecret) == 0 {
+		c.ViewerSecret = make([]byte, 32)
+		rand.Read(c.ViewerSecret)
 	}
 }
 
@@ -295,4 +310,6 @@ func (s *Server) compatRoutes() {
 	raw("GET /audit/org/{org}/id/{id}", s.cpGet)
 	// Replicated Audit API.
 	raw("POST /audit/v1/event", s.replicatedWrite)
+
+	s.retracedRoutes(s.cfg.Compat.RetracedBasePath)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -78,6 +79,8 @@ type Server struct {
 	inflight int64 // bytes reserved by write bodies being processed
 	keys     map[[32]byte]cachedKey
 	contexts map[ctxKey]cachedContext
+
+	gql *retraced.Executor // Retraced GraphQL
 }
 
 type cachedKey struct {
@@ -223,7 +226,10 @@ type (
 func (s *Server) wrapWith(route string, h http.HandlerFunc, authn authenticator, fail errorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
+		id, ok := r.Context().Value(requestIDKey).(string)
+		if !ok {
+			id = newRequestID()
+		}
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/witness"
 	"github.com/prometheus/client_golang/prometheus"
@@ -166,6 +167,10 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if err := m.bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	if err := m.retracedState(); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -423,4 +428,31 @@ func (m *Main) housekeeping(ctx context.Context, metrics *httpapi.Metrics) {
 			}
 		}
 	}
+}
+
+// retracedState opens the Retraced viewer/enterprise token state and the
+// viewer session key in the data directory (the key is created on first
+// start), so tokens and sessions survive restarts.
+func (m *Main) retracedState() error {
+	st, err := retraced.OpenFileState(filepath.Join(m.DataDir, "retraced-state.json"))
+	if err != nil {
+		return err
+	}
+	m.Compat.Retraced = st
+	path := filepath.Join(m.DataDir, "retraced-viewer.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		rand.Read(key)
+		if err = os.WriteFile(path, key, 0o600); err != nil {
+			return fmt.Errorf("write the viewer session key: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("read the viewer session key: %w", err)
+	}
+	if len(key) < 32 {
+		return fmt.Errorf("viewer session key %s is shorter than 32 bytes", path)
+	}
+	m.Compat.ViewerSecret = key
+	return nil
 }
