@@ -239,7 +239,7 @@ func TestRetracedPublisher(t *testing.T) {
 			string(n["target"]) != `{"id":null}` || string(n["group"]) != `{"id":"g1","name":"G"}` {
 			t.Fatalf("node = %s", resp)
 		}
-		for _, bad := range []string{`{ nope }`, `{ search(first: 1, last: 1) { totalCount } }`, `{ search(query: "received:bad") { totalCount } }`} {
+		for _, bad := range []string{`{ nope }`, `{ search { totalCount totalCount } }`, `{ search(first: 1, last: 1) { totalCount } }`, `{ search(query: "received:bad") { totalCount } }`} {
 			if status, resp := f.do(t, "POST", rbase+"/graphql", auth, `{"query":`+quote(bad)+`}`); status != 400 || !strings.Contains(string(resp), `"errors"`) {
 				t.Errorf("%s: %d %s", bad, status, resp)
 			}

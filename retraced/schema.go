@@ -84,6 +84,9 @@ func (x *Executor) Do(ctx context.Context, scope Scope, req Request) (res *graph
 	if req.Query == "" {
 		return &graphql.Result{Errors: []gqlerrors.FormattedError{{Message: "query is required"}}}, nil
 	}
+	if err := checkDocument(req.Query); err != nil {
+		return &graphql.Result{Errors: []gqlerrors.FormattedError{{Message: err.Error()}}}, nil
+	}
 	sink := &errSink{}
 	ctx = context.WithValue(context.WithValue(ctx, scopeKey{}, scope), sinkKey{}, sink)
 	res = graphql.Do(graphql.Params{
