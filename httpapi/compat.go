@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/retraced"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 )
 
@@ -289,7 +289,7 @@ func (s *Server) scan(ctx context.Context, org string, f cairn.Filter, visit fun
 // decodeLeaf decodes a stored canonical leaf.
 func decodeLeaf(leaf []byte) (*cairn.Event, error) {
 	var e cairn.Event
-	if err := json.Unmarshal(leaf, &e); err != nil {
+	if err := jsonv2.Unmarshal(leaf, &e); err != nil {
 		return nil, &cairn.Error{Code: cairn.EIntegrity, Message: "a stored event does not decode", Err: err}
 	}
 	return &e, nil

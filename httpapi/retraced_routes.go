@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/retraced"
@@ -178,10 +179,22 @@ func (rs retracedSource) Scan(ctx context.Context, org string, f cairn.Filter, v
 // groupNameScan bounds the events GroupName looks at.
 const groupNameScan = 1000
 
+// GroupName looks through the group's latest events for a name, and keeps
+// the answer (found or not) for cacheTTL: views of a group's log ask for
+// its name on every page.
 func (rs retracedSource) GroupName(ctx context.Context, org, context, groupID string) (string, error) {
+	s := rs.s
+	k := groupKey{org, context, groupID}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	c, ok := s.groupNames[k]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.name, nil
+	}
 	name := ""
 	n := 0
-	err := rs.s.scan(ctx, org, cairn.Filter{Context: context, GroupID: groupID}, func(_ *cairn.StoredEvent, e *cairn.Event) bool {
+	err := s.scan(ctx, org, cairn.Filter{Context: context, GroupID: groupID}, func(_ *cairn.StoredEvent, e *cairn.Event) bool {
 		n++
 		if e.Group != nil && e.Group.Name != "" {
 			name = e.Group.Name
@@ -189,5 +202,23 @@ func (rs retracedSource) GroupName(ctx context.Context, org, context, groupID st
 		}
 		return n < groupNameScan
 	})
-	return name, err
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if len(s.groupNames) >= maxCachedGroups {
+		clear(s.groupNames)
+	}
+	s.groupNames[k] = cachedGroupName{name: name, expires: now.Add(cacheTTL)}
+	s.mu.Unlock()
+	return name, nil
 }
+
+type groupKey struct{ org, context, id string }
+
+type cachedGroupName struct {
+	name    string
+	expires time.Time
+}
+
+const maxCachedGroups = 10000

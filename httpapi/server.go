@@ -80,7 +80,8 @@ type Server struct {
 	keys     map[[32]byte]cachedKey
 	contexts map[ctxKey]cachedContext
 
-	gql *retraced.Executor // Retraced GraphQL
+	gql        *retraced.Executor // Retraced GraphQL
+	groupNames map[groupKey]cachedGroupName
 }
 
 type cachedKey struct {
@@ -121,7 +122,7 @@ func New(cfg Config) *Server {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: merkle.NewHashCache(cfg.Store, cfg.CachedHashes),
-		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}}
+		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}, groupNames: map[groupKey]cachedGroupName{}}
 	s.routes()
 	return s
 }

@@ -37,7 +37,7 @@ type fixture struct {
 	release   func()
 }
 
-func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
+func newFixture(t testing.TB, cfg Config, maxQueued int) *fixture {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "api.db")})
 	if err != nil {

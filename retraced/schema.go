@@ -73,8 +73,9 @@ type sinkKey struct{}
 // errSink records the first resolver error's cause: resolvers return
 // caller-safe messages only, and the HTTP layer chooses the status.
 type errSink struct {
-	mu  sync.Mutex
-	err error
+	mu         sync.Mutex
+	err        error
+	groupNames map[string]*string // group.name lookups of this request
 }
 
 // Do executes one request within scope. err is the cause of the first
@@ -87,7 +88,7 @@ func (x *Executor) Do(ctx context.Context, scope Scope, req Request) (res *graph
 	if err := checkDocument(req.Query); err != nil {
 		return &graphql.Result{Errors: []gqlerrors.FormattedError{{Message: err.Error()}}}, nil
 	}
-	sink := &errSink{}
+	sink := &errSink{groupNames: map[string]*string{}}
 	ctx = context.WithValue(context.WithValue(ctx, scopeKey{}, scope), sinkKey{}, sink)
 	res = graphql.Do(graphql.Params{
 		Schema: x.schema, RequestString: req.Query, VariableValues: req.Variables,
@@ -123,7 +124,7 @@ func (x *Executor) queryType() *graphql.Object {
 	crud := graphql.NewEnum(graphql.EnumConfig{Name: "CRUD", Values: graphql.EnumValueConfigMap{
 		"c": {Value: "c"}, "r": {Value: "r"}, "u": {Value: "u"}, "d": {Value: "d"}}})
 	group := graphql.NewObject(graphql.ObjectConfig{Name: "Group", Fields: graphql.Fields{
-		"id": {Type: str}, "name": {Type: str}}})
+		"id": {Type: str}, "name": {Type: str, Resolve: resolver(x.groupName)}}})
 	actor := graphql.NewObject(graphql.ObjectConfig{Name: "Actor", Fields: graphql.Fields{
 		"id": {Type: str}, "name": {Type: str}, "href": {Type: str}, "fields": {Type: fields}}})
 	target := graphql.NewObject(graphql.ObjectConfig{Name: "Target", Fields: graphql.Fields{
@@ -225,32 +226,47 @@ func (x *Executor) matches(ctx context.Context, query string) ([]*EventNode, err
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b *EventNode) int { return compareKeys(a.key(), b.key()) })
-	if err := x.fillGroupNames(ctx, scope, out); err != nil {
-		return nil, err
-	}
 	return out, nil
 }
 
-// fillGroupNames fills a missing group name from the group's most recent
-// named event, as Retraced does from its group record.
-func (x *Executor) fillGroupNames(ctx context.Context, scope Scope, nodes []*EventNode) error {
-	names := map[string]*string{}
-	for _, n := range nodes {
-		if n.Group.ID == nil || n.Group.Name != nil {
-			continue
-		}
-		name, ok := names[*n.Group.ID]
-		if !ok {
-			s, err := x.src.GroupName(ctx, scope.Org, scope.Context, *n.Group.ID)
-			if err != nil {
-				return err
-			}
-			name = ptr(s)
-			names[*n.Group.ID] = name
-		}
-		n.Group.Name = name
+// groupName resolves group.name: as sent, or else (only when the field is
+// requested) from the group's most recent named event, as Retraced fills it
+// from its group record. Lookups are cached for the request.
+func (x *Executor) groupName(p graphql.ResolveParams) (any, error) {
+	var g GroupNode
+	switch v := p.Source.(type) {
+	case GroupNode:
+		g = v
+	case *GroupNode:
+		g = *v
 	}
-	return nil
+	if g.Name != nil || g.ID == nil {
+		return g.Name, nil
+	}
+	scope, err := scopeOf(p.Context)
+	if err != nil {
+		return nil, err
+	}
+	sink, _ := p.Context.Value(sinkKey{}).(*errSink)
+	if sink != nil {
+		sink.mu.Lock()
+		name, ok := sink.groupNames[*g.ID]
+		sink.mu.Unlock()
+		if ok {
+			return name, nil
+		}
+	}
+	s, err := x.src.GroupName(p.Context, scope.Org, scope.Context, *g.ID)
+	if err != nil {
+		return nil, err
+	}
+	name := ptr(s)
+	if sink != nil {
+		sink.mu.Lock()
+		sink.groupNames[*g.ID] = name
+		sink.mu.Unlock()
+	}
+	return name, nil
 }
 
 // Cursors are base64("<canonical time ms>,<id>"), as upstream.
