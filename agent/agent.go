@@ -301,20 +301,53 @@ func (a *Agent) unwait(id string) {
 	a.mu.Unlock()
 }
 
-// forward delivers the journal in order until ctx ends.
+// forward delivers the journal until ctx ends: in order per destination
+// (server route), so that a destination the server refuses for a while
+// (a context not created yet, a key without permission) holds back only
+// its own records; an unreachable server holds back everything.
 func (a *Agent) forward(ctx context.Context) {
 	defer close(a.done)
-	backoff := 100 * time.Millisecond
+	const minBackoff = 100 * time.Millisecond
+	type hold struct {
+		until   time.Time
+		backoff time.Duration
+	}
+	held := map[string]*hold{} // destination → retry time
+	global := minBackoff
 	for {
-		rec := a.journal.Head()
+		now := time.Now()
+		var rec *Record
+		var wait time.Duration = -1 // -1: until woken
+		skipped := map[string]bool{}
+		for _, r := range a.journal.Pending() {
+			dest := r.Path + "?" + r.Query
+			if skipped[dest] {
+				continue
+			}
+			if h := held[dest]; h != nil && now.Before(h.until) {
+				skipped[dest] = true
+				if d := h.until.Sub(now); wait < 0 || d < wait {
+					wait = d
+				}
+				continue
+			}
+			rec = r
+			break
+		}
 		if rec == nil {
+			var timer <-chan time.Time
+			if wait >= 0 {
+				timer = time.After(wait)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-a.journal.wake:
-				continue
+			case <-timer:
 			}
+			continue
 		}
+		dest := rec.Path + "?" + rec.Query
 		d, err := a.send(ctx, rec)
 		switch {
 		case err == nil && d.status < 300:
@@ -322,8 +355,8 @@ func (a *Agent) forward(ctx context.Context) {
 				a.cfg.Logger.Error("journal: removing a delivered record failed", slog.String("record", rec.ID), slog.Any("err", err))
 			}
 			a.notify(rec.ID, d)
-			backoff = 100 * time.Millisecond
-			continue
+			delete(held, dest)
+			global = minBackoff
 		case err == nil && permanent(d.status):
 			a.cfg.Logger.Error("server refused an event for good; moved to the journal's rejected/ directory",
 				slog.String("record", rec.ID), slog.Int("status", d.status))
@@ -331,25 +364,35 @@ func (a *Agent) forward(ctx context.Context) {
 				a.cfg.Logger.Error("journal: rejecting a record failed", slog.String("record", rec.ID), slog.Any("err", err))
 			}
 			a.notify(rec.ID, d)
-			continue
-		case err != nil:
+		case err == nil:
+			h := held[dest]
+			if h == nil {
+				h = &hold{backoff: minBackoff}
+				held[dest] = h
+			} else {
+				h.backoff = min(h.backoff*2, a.cfg.MaxBackoff)
+			}
+			h.until = time.Now().Add(jitter(h.backoff))
+			a.cfg.Logger.Warn("server did not accept an event; will retry", slog.String("record", rec.ID),
+				slog.String("route", rec.Path), slog.Int("status", d.status), slog.Duration("backoff", h.backoff))
+		default:
 			if ctx.Err() != nil {
 				return
 			}
-			a.cfg.Logger.Warn("server unreachable; will retry", slog.Any("err", err), slog.Duration("backoff", backoff))
-		default:
-			a.cfg.Logger.Warn("server did not accept an event; will retry", slog.String("record", rec.ID),
-				slog.Int("status", d.status), slog.Duration("backoff", backoff))
+			a.cfg.Logger.Warn("server unreachable; will retry", slog.Any("err", err), slog.Duration("backoff", global))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(jitter(global)):
+			}
+			global = min(global*2, a.cfg.MaxBackoff)
 		}
-		// Full jitter.
-		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(sleep):
-		}
-		backoff = min(backoff*2, a.cfg.MaxBackoff)
 	}
+}
+
+// jitter spreads a backoff over [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
 // permanent reports statuses that retrying cannot change: the event itself

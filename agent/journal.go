@@ -141,14 +141,12 @@ func (j *journal) Append(r *Record) error {
 	return nil
 }
 
-// Head returns the oldest pending record, or nil.
-func (j *journal) Head() *Record {
+// Pending returns the pending records in sequence order (a copy of the
+// list; the records are shared and must not be modified).
+func (j *journal) Pending() []*Record {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.pending) == 0 {
-		return nil
-	}
-	return j.pending[0]
+	return slices.Clone(j.pending)
 }
 
 // Len returns the number of pending records.
