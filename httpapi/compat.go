@@ -83,8 +83,11 @@ func (c CompatConfig) Validate() error {
 		return cairn.Errorf(cairn.EInvalid, "the built-in context %q accepts no events", cairn.BuiltinContext)
 	}
 	p := c.RetracedBasePath
-	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "{}? \t#") ||
-		strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/log/") || strings.HasPrefix(p, "/audit/") {
+	bad := !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "{}?$ \t#")
+	for _, own := range []string{"/api", "/log", "/audit", "/healthz", "/readyz", "/metrics", "/debug"} {
+		bad = bad || p == own || strings.HasPrefix(p, own+"/")
+	}
+	if bad {
 		return cairn.Errorf(cairn.EInvalid, "retraced base path %q must start with '/', not end with '/', and not overlap Cairn's own routes", p)
 	}
 	return nil

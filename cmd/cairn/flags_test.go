@@ -76,6 +76,7 @@ func TestServeFlags(t *testing.T) {
 		{"bad retraced context", map[string]string{"CAIRN_RETRACED_CONTEXT": "a b"}, nil},
 		{"retraced base path without slash", nil, []string{"--retraced-base-path", "auditlog"}},
 		{"retraced base path over the native API", nil, []string{"--retraced-base-path", "/api/v1"}},
+		{"retraced base path on a health route", nil, []string{"--retraced-base-path", "/healthz"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {
