@@ -104,6 +104,12 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return nil, cairn.Errorf(cairn.EUnauthorized, "missing bearer API key (Authorization: Bearer <key>)")
 	}
+	return s.lookupKey(r.Context(), strings.TrimSpace(secret))
+}
+
+// lookupKey resolves a key secret and its principal through a short-lived
+// cache (every surface's authentication ends here).
+func (s *Server) lookupKey(ctx context.Context, secret string) (*caller, error) {
 	// Keys are looked up by the SHA-256 of the secret: the comparison an
 	// attacker could time is between hashes of their own guesses, and the
 	// index lookup never compares the secret itself.
@@ -113,7 +119,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	c, ok := s.keys[hash]
 	s.mu.Unlock()
 	if !ok || now.After(c.expires) {
-		k, err := s.cfg.Store.LookupAPIKey(r.Context(), hash)
+		k, err := s.cfg.Store.LookupAPIKey(ctx, hash)
 		if cairn.ErrorCode(err) == cairn.ENotFound {
 			return nil, cairn.Errorf(cairn.EUnauthorized, "invalid API key")
 		}
@@ -122,7 +128,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 		}
 		c = cachedKey{key: k, expires: now.Add(cacheTTL)}
 		if k.PrincipalID != "" && s.cfg.Access != nil {
-			p, err := s.cfg.Access.GetPrincipalByID(r.Context(), k.PrincipalID)
+			p, err := s.cfg.Access.GetPrincipalByID(ctx, k.PrincipalID)
 			if err != nil && cairn.ErrorCode(err) != cairn.ENotFound {
 				return nil, err
 			}

@@ -169,6 +169,7 @@ func (s *Server) routes() {
 		}
 		s.mux.Handle(rt.pattern, s.wrap(rt.pattern, rt.h, rt.rule))
 	}
+	s.compatRoutes()
 	s.mux.Handle("/", s.wrap("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, cairn.Errorf(cairn.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
 	}, rule{access: public}))

@@ -28,6 +28,7 @@ import (
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -87,6 +88,9 @@ type Config struct {
 	AuthFailureWindow time.Duration
 	// SessionTTL is how long a login session lasts (default 12 hours).
 	SessionTTL time.Duration
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces (docs/compat.md).
+	Compat CompatConfig
 }
 
 // Validate checks the configuration's values.
@@ -97,7 +101,7 @@ func (c *Config) Validate() error {
 	case c.AuthFailureBurst < 0 || c.AuthFailureWindow < 0 || c.SessionTTL < 0:
 		return errors.New("httpapi: AuthFailureBurst, AuthFailureWindow and SessionTTL must not be negative")
 	}
-	return nil
+	return c.Compat.Validate()
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -115,6 +119,9 @@ type Server struct {
 	keys     map[[32]byte]cachedKey
 	contexts map[ctxKey]cachedContext
 	grants   map[grantsKey]cachedGrants
+
+	gql        *retraced.Executor // Retraced GraphQL
+	groupNames map[groupKey]cachedGroupName
 }
 
 type cachedKey struct {
@@ -152,6 +159,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
+	cfg.Compat.setDefaults()
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
@@ -169,7 +177,8 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: merkle.NewHashCache(cfg.Store, cfg.CachedHashes),
 		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}, grants: map[grantsKey]cachedGrants{},
-		limiter: newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureWindow)}
+		groupNames: map[groupKey]cachedGroupName{},
+		limiter:    newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureWindow)}
 	if s.cfg.Auditor == nil {
 		s.cfg.Auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: cfg.Committer, Now: cfg.Now, Logger: cfg.Logger})
 		s.ownsAuditor = true
@@ -221,9 +230,30 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // route's rule, panic recovery, access logging and metrics around a
 // handler.
 func (s *Server) wrap(route string, h http.HandlerFunc, ru rule) http.Handler {
+	var authn authenticator
+	if ru.access != public {
+		authn = s.authenticate
+	}
+	return s.wrapWith(route, h, authn, ru, s.error)
+}
+
+// authenticator resolves the caller; errorWriter writes an error in a
+// surface's envelope (the compat APIs have their own).
+type (
+	authenticator func(*http.Request) (*caller, error)
+	errorWriter   func(http.ResponseWriter, *http.Request, error)
+)
+
+// wrapWith is wrap with a surface's own authentication (nil: public) and
+// error envelope. Failed authentications are rate-limited and recorded
+// the same way on every surface.
+func (s *Server) wrapWith(route string, h http.HandlerFunc, authn authenticator, ru rule, fail errorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
+		id, ok := r.Context().Value(requestIDKey).(string)
+		if !ok {
+			id = newRequestID()
+		}
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
@@ -234,7 +264,7 @@ func (s *Server) wrap(route string, h http.HandlerFunc, ru rule) http.Handler {
 				}
 				s.cfg.Logger.Error("panic in handler", "route", route, "request_id", id, "panic", v)
 				if sw.status == 0 {
-					s.error(sw, r, errors.New("panic"))
+					fail(sw, r, errors.New("panic"))
 				}
 			}
 			took := time.Since(start)
@@ -246,22 +276,23 @@ func (s *Server) wrap(route string, h http.HandlerFunc, ru rule) http.Handler {
 		}()
 		ip := s.clientIP(r)
 		r = r.WithContext(context.WithValue(r.Context(), sourceIPKey, ip))
-		if ru.access != public {
+		if authn != nil {
 			if wait := s.limiter.blocked(ip, s.cfg.Now()); wait > 0 {
-				s.rateLimited(sw, r, wait)
+				sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				fail(sw, r, cairn.Errorf(cairn.ERateLimited, "too many failed authentications from this address; retry later"))
 				return
 			}
-			c, err := s.authenticate(r)
+			c, err := authn(r)
 			if err != nil {
 				if cairn.ErrorCode(err) == cairn.EUnauthorized {
 					s.limiter.fail(ip, s.cfg.Now())
 					s.recordAuthFailure(r, err)
 				}
-				s.error(sw, r, err)
+				fail(sw, r, err)
 				return
 			}
 			if err := s.authorize(r, c, ru); err != nil {
-				s.error(sw, r, err)
+				fail(sw, r, err)
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), principalKey, c))

@@ -37,7 +37,7 @@ type fixture struct {
 	release   func()
 }
 
-func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
+func newFixture(t testing.TB, cfg Config, maxQueued int) *fixture {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "api.db")})
 	if err != nil {
@@ -65,6 +65,9 @@ func newFixture(t *testing.T, cfg Config, maxQueued int) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Store, cfg.Committer, cfg.Signer = g, c, signer
+	if cfg.Access == nil {
+		cfg.Access = s // principals and policies, as in production
+	}
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
 	t.Cleanup(release) // first: a failed test must not leave writes blocked

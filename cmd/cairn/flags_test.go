@@ -62,6 +62,17 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("--forward-allow-cidr replaces the env: %v, %v", m.ForwardAllowCIDRs, err)
 		}
 	})
+	t.Run("compat", func(t *testing.T) {
+		m, err := parse(t)
+		if err != nil || m.Compat.ReplicatedContext != "replicated" || m.Compat.RetracedBasePath != "/auditlog" || m.Compat.RetracedContext != "retraced" {
+			t.Fatalf("defaults: %+v, %v", m.Compat, err)
+		}
+		t.Setenv("CAIRN_RETRACED_BASE_PATH", "/retraced")
+		m, err = parse(t, "--replicated-context", "legacy", "--retraced-context", "vendor")
+		if err != nil || m.Compat.ReplicatedContext != "legacy" || m.Compat.RetracedBasePath != "/retraced" || m.Compat.RetracedContext != "vendor" {
+			t.Fatalf("set: %+v, %v", m.Compat, err)
+		}
+	})
 	for _, c := range []struct {
 		name string
 		env  map[string]string
@@ -77,6 +88,11 @@ func TestServeFlags(t *testing.T) {
 		{"checkpoint interval over 1s", nil, []string{"--checkpoint-interval", "2s"}},
 		{"zero checkpoint interval", nil, []string{"--checkpoint-interval", "0s"}},
 		{"bad checkpoint interval in env", map[string]string{"CAIRN_CHECKPOINT_INTERVAL": "fast"}, nil},
+		{"replicated context is the built-in one", nil, []string{"--replicated-context", "cairn"}},
+		{"bad retraced context", map[string]string{"CAIRN_RETRACED_CONTEXT": "a b"}, nil},
+		{"retraced base path without slash", nil, []string{"--retraced-base-path", "auditlog"}},
+		{"retraced base path over the native API", nil, []string{"--retraced-base-path", "/api/v1"}},
+		{"retraced base path on a health route", nil, []string{"--retraced-base-path", "/healthz"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {

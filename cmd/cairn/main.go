@@ -29,6 +29,7 @@ type command struct {
 
 var commands = []command{
 	{"serve", "run the Cairn server", runServe},
+	{"agent", "run the loopback agent: workloads post audit events to it without credentials; it journals and forwards them", runAgent},
 	{"version", "print the version", runVersion},
 	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
 	{"export", "download a context's log as a self-contained bundle for offline verification", runExport},

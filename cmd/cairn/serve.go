@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/httpapi"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/witness"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,9 @@ type Main struct {
 	TrustedProxies []netip.Prefix
 	// SessionTTL is how long a login session lasts.
 	SessionTTL time.Duration
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces.
+	Compat httpapi.CompatConfig
 
 	Stderr io.Writer
 	logger *slog.Logger
@@ -97,6 +101,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.CheckpointInterval, "checkpoint-interval", signEvery, "at most one checkpoint per busy context per interval, (0, 1s]; longer means fewer checkpoints to store and slower receipts (CAIRN_CHECKPOINT_INTERVAL)")
 	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
+	fs.StringVar(&m.Compat.ReplicatedContext, "replicated-context", envOr("CAIRN_REPLICATED_CONTEXT", httpapi.DefaultReplicatedContext), "context that the Replicated Audit API (POST /audit/v1/event) writes to, created on first use (CAIRN_REPLICATED_CONTEXT)")
+	fs.StringVar(&m.Compat.RetracedBasePath, "retraced-base-path", envOr("CAIRN_RETRACED_BASE_PATH", httpapi.DefaultRetracedBasePath), "path prefix of the Retraced-compatible API (CAIRN_RETRACED_BASE_PATH)")
+	fs.StringVar(&m.Compat.RetracedContext, "retraced-context", envOr("CAIRN_RETRACED_CONTEXT", httpapi.DefaultRetracedContext), "context that Retraced events go to in the org named by the project id, created on first use (CAIRN_RETRACED_CONTEXT)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	proxies := fs.String("trusted-proxies", envOr("CAIRN_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (CAIRN_TRUSTED_PROXIES)")
@@ -115,6 +122,9 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	m.SigningKeyFiles = keyFiles.values
+	if err := m.Compat.Validate(); err != nil {
+		return usageError{cairn.ErrorMessage(err)}
+	}
 	m.ForwardAllowCIDRs = nil
 	for _, c := range allow.values {
 		p, err := netip.ParsePrefix(c)
@@ -190,6 +200,10 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
+	if err := m.retracedState(); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	metrics := httpapi.NewMetrics(reg)
 	m.witnesses, err = witness.New(witness.Config{Store: m.store, Signer: signer, Logger: m.logger,
@@ -241,8 +255,8 @@ func (m *Main) Open(ctx context.Context) error {
 	apiCfg := httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
-		Forwarding: m.forwarders,
-		Access:     m.store, Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
+		Forwarding: m.forwarders, Compat: m.Compat,
+		Access: m.store, Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
 	}
 	if err := apiCfg.Validate(); err != nil {
 		return err
@@ -474,4 +488,31 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// retracedState opens the Retraced viewer/enterprise token state and the
+// viewer session key in the data directory (the key is created on first
+// start), so tokens and sessions survive restarts.
+func (m *Main) retracedState() error {
+	st, err := retraced.OpenFileState(filepath.Join(m.DataDir, "retraced-state.json"))
+	if err != nil {
+		return err
+	}
+	m.Compat.Retraced = st
+	path := filepath.Join(m.DataDir, "retraced-viewer.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		rand.Read(key)
+		if err = os.WriteFile(path, key, 0o600); err != nil {
+			return fmt.Errorf("write the viewer session key: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("read the viewer session key: %w", err)
+	}
+	if len(key) < 32 {
+		return fmt.Errorf("viewer session key %s is shorter than 32 bytes", path)
+	}
+	m.Compat.ViewerSecret = key
+	return nil
 }
