@@ -12,8 +12,9 @@ import (
 
 // clientIP is the address a request comes from: the TCP peer, or, when
 // the peer is a trusted proxy, the right-most address in X-Forwarded-For
-// that is not itself a trusted proxy. X-Forwarded-For from anyone else is
-// ignored: it is the client's to forge.
+// (or, without it, in the RFC 7239 Forwarded header's for= parameters)
+// that is not itself a trusted proxy. These headers from anyone else are
+// ignored: they are the client's to forge.
 func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -27,19 +28,51 @@ func (s *Server) clientIP(r *http.Request) string {
 	if !s.trusted(peer) {
 		return peer.String()
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops := forwardedHops(r.Header)
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		a, err := parseHop(hops[i])
 		if err != nil {
 			break // a garbled hop: stop at the last address we could trust
 		}
-		client = a.Unmap()
+		client = a
 		if !s.trusted(client) {
 			break
 		}
 	}
 	return client.String()
+}
+
+// forwardedHops lists the addresses proxies added, nearest last:
+// X-Forwarded-For if present, else the for= of each Forwarded element.
+func forwardedHops(h http.Header) []string {
+	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
+		return strings.Split(strings.Join(xff, ","), ",")
+	}
+	var hops []string
+	for _, elem := range strings.Split(strings.Join(h.Values("Forwarded"), ","), ",") {
+		var hop string
+		for _, pair := range strings.Split(elem, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if ok && strings.EqualFold(k, "for") {
+				hop = strings.Trim(v, `"`)
+			}
+		}
+		if strings.TrimSpace(elem) != "" {
+			hops = append(hops, hop) // an element without for= stops the walk
+		}
+	}
+	return hops
+}
+
+// parseHop parses one hop: an address, "[v6]", or either with a port.
+func parseHop(v string) (netip.Addr, error) {
+	v = strings.TrimSpace(v)
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.Addr().Unmap(), nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"))
+	return a.Unmap(), err
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
