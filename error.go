@@ -16,8 +16,11 @@ const (
 	EConflict     = "conflict"
 	ETooLarge     = "too_large"
 	EUnavailable  = "unavailable"
-	EIntegrity    = "integrity"
-	EInternal     = "internal"
+	// ERateLimited: too many failed attempts from the caller's address;
+	// retry after the time the response names.
+	ERateLimited = "rate_limited"
+	EIntegrity   = "integrity"
+	EInternal    = "internal"
 )
 
 // Error is an error with a stable code and a message that is safe to show to

@@ -120,6 +120,10 @@ type Filter struct {
 	TargetType   string
 	TargetID     string
 	GroupID      string
+	// GroupPrefix matches group ids under a path prefix at '/'
+	// boundaries: "acme/finance" matches "acme/finance" and
+	// "acme/finance/emea", not "acme/financex".
+	GroupPrefix  string
 	Since, Until time.Time // on event_time; Since inclusive, Until exclusive
 	Text         string    // free text over description, title, names and changes
 	// Before, if non-zero, returns only events committed before the one
@@ -127,6 +131,72 @@ type Filter struct {
 	// events while writes continue.
 	Before int64
 	Limit  int
+
+	// The remaining fields are access control, set by the server, never
+	// from a caller's query.
+
+	// SkipBuiltin leaves out the org's built-in context unless Context
+	// names it.
+	SkipBuiltin bool
+	// Scopes, if non-nil, limits the result to events that at least one
+	// scope admits; an empty non-nil slice admits nothing.
+	Scopes []ReadScope
+}
+
+// ReadScope admits the events of some contexts, optionally only those of
+// some event groups (a principal's readAudit grants).
+type ReadScope struct {
+	// Contexts lists the admitted contexts; empty admits every context.
+	Contexts []string
+	// Groups and GroupPrefixes, if either is non-empty, admit only events
+	// whose group id is one of Groups or lies under one of GroupPrefixes
+	// (see Filter.GroupPrefix).
+	Groups        []string
+	GroupPrefixes []string
+}
+
+// Grouped reports whether the scope limits event groups.
+func (s ReadScope) Grouped() bool { return len(s.Groups) > 0 || len(s.GroupPrefixes) > 0 }
+
+// Admits reports whether the scope admits an event of context ctx and
+// group id group.
+func (s ReadScope) Admits(ctx, group string) bool {
+	if len(s.Contexts) > 0 {
+		ok := false
+		for _, c := range s.Contexts {
+			ok = ok || c == ctx
+		}
+		if !ok {
+			return false
+		}
+	}
+	if !s.Grouped() {
+		return true
+	}
+	for _, g := range s.Groups {
+		if g == group {
+			return true
+		}
+	}
+	for _, p := range s.GroupPrefixes {
+		if GroupUnder(group, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// GroupUnder reports whether group id g lies under path prefix p at a '/'
+// boundary: g == p or g starts with p + "/". A trailing '/' on p is
+// ignored; an empty p matches nothing.
+func GroupUnder(g, p string) bool {
+	for len(p) > 0 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	if p == "" || len(g) < len(p) || g[:len(p)] != p {
+		return false
+	}
+	return len(g) == len(p) || g[len(p)] == '/'
 }
 
 // Page is one page of search results.
@@ -201,4 +271,9 @@ type APIKey struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time // zero: active
+	// PrincipalID is the principal the key acts as; empty for a key that
+	// belongs to no principal (the bootstrap admin key).
+	PrincipalID string
+	// Kind is KeyKindAPI (or empty, the same) or KeyKindSession.
+	Kind string
 }

@@ -210,6 +210,7 @@ type fake struct {
 	events    int
 	arrays    int
 	singles   int
+	receipts  int // posts with ?receipt=true
 	contexts  int
 	searches  map[string]int // sorted param names → count
 	trails    int
@@ -271,6 +272,9 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.posts++
 		n := f.posts
+		if r.URL.Query().Get("receipt") == "true" {
+			f.receipts++
+		}
 		f.mu.Unlock()
 		if n <= f.reject {
 			w.Header().Set("Retry-After", "0")
@@ -487,6 +491,17 @@ func TestIngestSingle(t *testing.T) {
 	}
 	if f.arrays != 0 || f.singles == 0 || rep.Ingest.Events != int64(f.singles) {
 		t.Errorf("arrays %d singles %d counted %d", f.arrays, f.singles, rep.Ingest.Events)
+	}
+}
+
+func TestIngestReceipt(t *testing.T) {
+	f, srv := newFake(t, 0)
+	cfg := testConfig(t, srv, "ingest", "--clients", "2", "--batch", "1", "--receipt", "--duration", "200ms")
+	if _, out, err := runMode(t, cfg); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if f.receipts == 0 || f.receipts != f.posts {
+		t.Errorf("%d of %d posts asked for a receipt", f.receipts, f.posts)
 	}
 }
 

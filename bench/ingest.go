@@ -115,7 +115,7 @@ func runIngest(ctx context.Context, cfg *config, a *api, rep *report, log io.Wri
 
 	workers := make([]*ingestWorker, cfg.Clients)
 	for i := range workers {
-		w := &ingestWorker{id: i, api: a, u: u, url: a.eventsURL(cfg.Context),
+		w := &ingestWorker{id: i, api: a, u: u, url: ingestURL(a, cfg),
 			r:    rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)),
 			errs: errCounts{}}
 		for j := i; j < len(pool); j += cfg.Clients {
@@ -319,4 +319,13 @@ func startProgress(cfg *config, sh *shared, start time.Time, log io.Writer) func
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// ingestURL is where an ingest worker posts.
+func ingestURL(a *api, cfg *config) string {
+	u := a.eventsURL(cfg.Context)
+	if cfg.Receipt {
+		u += "?receipt=true"
+	}
+	return u
 }

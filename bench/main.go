@@ -36,6 +36,7 @@ type config struct {
 
 	// ingest and load
 	Batch    int           `json:"batch,omitempty"`
+	Receipt  bool          `json:"receipt,omitempty"`
 	Pool     int           `json:"pool,omitempty"`
 	Progress time.Duration `json:"-"`
 
@@ -100,6 +101,7 @@ func parseFlags(mode string, args []string, stderr io.Writer) (*config, error) {
 		fs.DurationVar(&cfg.Progress, "progress", 10*time.Second, "progress line interval on stderr (0: off)")
 		if mode == "ingest" {
 			fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "run time")
+			fs.BoolVar(&cfg.Receipt, "receipt", false, "write with ?receipt=true: each response waits for the checkpoint covering it")
 		} else {
 			fs.Int64Var(&cfg.Events, "events", 10_000_000, "events to load")
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/ingest"
 )
 
 // benchLogSize is the log size of BenchmarkProofs: CAIRN_BENCH_LOG_SIZE,
@@ -35,7 +36,9 @@ func BenchmarkProofs(b *testing.B) {
 	start := time.Now()
 	cp := f.grow(n)
 	b.Logf("built a log of %d entries in %v", n, time.Since(start).Round(time.Millisecond))
-	h := New(Config{Store: f.store, Signer: f.signer})
+	c := ingest.NewCommitter(ingest.CommitterConfig{Store: f.store})
+	defer c.Close()
+	h := New(Config{Store: f.store, Signer: f.signer, Committer: c}) // receipts record their reads
 	rng := rand.New(rand.NewPCG(1, 2))
 	page, err := f.store.SearchEvents(b.Context(), "acme", cairn.Filter{Context: "app", Limit: 200})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/authz"
 	"github.com/cairn-audit/cairn/ingest"
 )
 
@@ -68,10 +69,6 @@ type contextInput struct {
 
 func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	var in contextInput
 	if err := decodeJSON(r, &in); err != nil {
 		s.error(w, r, err)
@@ -105,6 +102,17 @@ func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var changes []cairn.Change
+	changes = append(changes, change("description", nil, in.Description)...)
+	changes = append(changes, change("tags", nil, in.Tags)...)
+	changes = append(changes, change("redaction", nil, in.Redaction)...)
+	if in.witnessInput.set() {
+		changes = append(changes, change("witnesses", nil, wc)...)
+	}
+	if err := s.recordChange(r, org, actionContext+"create", cairn.KindCreate, contextTarget(in.Name), changes); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	s.writeView(w, r, http.StatusCreated, c)
 }
 
@@ -120,10 +128,6 @@ func (s *Server) writeView(w http.ResponseWriter, r *http.Request, status int, c
 
 func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	cs, err := s.cfg.Store.ListContexts(r.Context(), org)
 	if err != nil {
 		s.error(w, r, err)
@@ -132,7 +136,11 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Items []ContextView `json:"items"`
 	}{Items: []ContextView{}}
+	caller := callerOf(r)
 	for _, c := range cs {
+		if !caller.can(authz.View, c.Name) {
+			continue
+		}
 		v := s.view(c)
 		if err := s.addWitnessing(r.Context(), &v); err != nil {
 			s.error(w, r, err)
@@ -145,10 +153,6 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	c, err := s.cfg.Store.GetContext(r.Context(), org, r.PathValue("ctx"))
 	if err != nil {
 		s.error(w, r, err)
@@ -166,10 +170,6 @@ type contextPatch struct {
 
 func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 	org, name := r.PathValue("org"), r.PathValue("ctx")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	var in contextPatch
 	if err := decodeJSON(r, &in); err != nil {
 		s.error(w, r, err)
@@ -181,8 +181,13 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	before, err := s.cfg.Store.GetContext(r.Context(), org, name)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
 	// Validate the witness part before changing anything.
-	var wc cairn.WitnessConfig
+	var wc, oldWC cairn.WitnessConfig
 	if in.witnessInput.set() {
 		if s.cfg.Witnessing == nil {
 			s.error(w, r, cairn.Errorf(cairn.EInvalid, "witnessing is not enabled on this server"))
@@ -193,6 +198,7 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 			s.error(w, r, err)
 			return
 		}
+		oldWC = cur
 		if wc, err = s.witnessConfig(cur, in.witnessInput); err != nil {
 			s.error(w, r, err)
 			return
@@ -213,14 +219,21 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	delete(s.contexts, ctxKey{org, name})
 	s.mu.Unlock()
+	var changes []cairn.Change
+	changes = append(changes, change("description", before.Description, c.Description)...)
+	changes = append(changes, change("tags", before.Tags, c.Tags)...)
+	changes = append(changes, change("redaction", before.Redaction, c.Redaction)...)
+	if in.witnessInput.set() {
+		changes = append(changes, change("witnesses", oldWC, wc)...)
+	}
+	if err := s.recordChange(r, org, actionContext+"update", cairn.KindUpdate, contextTarget(name), changes); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	s.writeView(w, r, http.StatusOK, c)
 }
 
 func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	var in struct {
 		Name string `json:"name"`
 	}
@@ -237,14 +250,14 @@ func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	if err := s.recordChange(r, o.Name, actionOrg+"create", cairn.KindCreate, &cairn.Target{Type: "org", ID: o.Name}, nil); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, o)
 }
 
 func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	orgs, err := s.cfg.Store.ListOrgs(r.Context())
 	if err != nil {
 		s.error(w, r, err)
@@ -255,3 +268,5 @@ func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": orgs})
 }
+
+func contextTarget(name string) *cairn.Target { return &cairn.Target{Type: "context", ID: name} }

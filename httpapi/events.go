@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -39,10 +40,6 @@ const maxIdempotencyKey = 255
 
 func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 	org, name := r.PathValue("org"), r.PathValue("ctx")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	c, err := s.context(r, org, name)
 	if err != nil {
 		s.error(w, r, err)
@@ -229,11 +226,7 @@ func boolParam(q url.Values, name string) (bool, error) {
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	e, err := s.cfg.Store.GetEvent(r.Context(), org, r.PathValue("ctx"), r.PathValue("id"))
+	e, err := s.readableEvent(r, org, r.PathValue("ctx"), r.PathValue("id"), actionEvent)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -262,12 +255,19 @@ var searchParams = map[string]func(f *cairn.Filter, v string) error{
 	"target.type": func(f *cairn.Filter, v string) error { f.TargetType = v; return nil },
 	"target.id":   func(f *cairn.Filter, v string) error { f.TargetID = v; return nil },
 	"group.id":    func(f *cairn.Filter, v string) error { f.GroupID = v; return nil },
-	"q":           func(f *cairn.Filter, v string) error { f.Text = v; return nil },
-	"action":      setAction,
-	"since":       func(f *cairn.Filter, v string) (err error) { f.Since, err = parseTime("since", v); return },
-	"until":       func(f *cairn.Filter, v string) (err error) { f.Until, err = parseTime("until", v); return },
-	"limit":       setLimit,
-	"cursor":      setCursor,
+	"group.prefix": func(f *cairn.Filter, v string) error {
+		if strings.Trim(v, "/") == "" {
+			return cairn.Errorf(cairn.EInvalid, "group.prefix must name a path such as acme/finance")
+		}
+		f.GroupPrefix = v
+		return nil
+	},
+	"q":      func(f *cairn.Filter, v string) error { f.Text = v; return nil },
+	"action": setAction,
+	"since":  func(f *cairn.Filter, v string) (err error) { f.Since, err = parseTime("since", v); return },
+	"until":  func(f *cairn.Filter, v string) (err error) { f.Until, err = parseTime("until", v); return },
+	"limit":  setLimit,
+	"cursor": setCursor,
 }
 
 func setAction(f *cairn.Filter, v string) error {
@@ -370,11 +370,10 @@ func writePage(w http.ResponseWriter, p *cairn.Page) {
 
 func (s *Server) searchEvents(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	f, err := parseFilter(r.URL.Query(), nil)
+	if err == nil {
+		err = s.restrict(r, org, &f, actionSearch, &cairn.Target{Type: "org", ID: org})
+	}
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -387,24 +386,70 @@ func (s *Server) searchEvents(w http.ResponseWriter, r *http.Request) {
 	writePage(w, p)
 }
 
-var trailParams = map[string]bool{"limit": true, "cursor": true}
+var trailParams = map[string]bool{"limit": true, "cursor": true, "context": true}
 
 func (s *Server) trail(w http.ResponseWriter, r *http.Request) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	f, err := parseFilter(r.URL.Query(), trailParams)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
 	f.TargetType, f.TargetID = r.PathValue("target_type"), r.PathValue("target_id")
+	if err := s.restrict(r, org, &f, actionTrail, &cairn.Target{Type: f.TargetType, ID: f.TargetID}); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	p, err := s.cfg.Store.SearchEvents(r.Context(), org, f)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
 	writePage(w, p)
+}
+
+// restrict narrows a search or trail to what the caller may read, leaves
+// out the built-in context unless the filter names it, and records the
+// read (the filter, not the results). A named context the caller may not
+// read is EForbidden.
+func (s *Server) restrict(r *http.Request, org string, f *cairn.Filter, action string, target *cairn.Target) error {
+	c := callerOf(r)
+	if f.Context != "" {
+		if _, ok := c.canRead(f.Context); !ok {
+			return cairn.Errorf(cairn.EForbidden, "this needs readAudit on context %q", f.Context)
+		}
+	}
+	f.SkipBuiltin = true
+	f.Scopes = c.searchScopes()
+	return s.recordRead(r, org, action, target, filterFields(r))
+}
+
+// readableEvent returns an event the caller may read, and records the
+// read. An event outside the caller's event groups is ENotFound, as if it
+// did not exist.
+func (s *Server) readableEvent(r *http.Request, org, ctx, id, action string) (*cairn.StoredEvent, error) {
+	e, err := s.cfg.Store.GetEvent(r.Context(), org, ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	scope, ok := callerOf(r).canRead(ctx)
+	if !ok || (scope.Grouped() && !scope.Admits(ctx, eventGroup(e.Leaf))) {
+		return nil, cairn.Errorf(cairn.ENotFound, "event %q not found", id)
+	}
+	if err := s.recordRead(r, org, action, &cairn.Target{Type: "event", ID: e.ID, Name: ctx},
+		map[string]string{"context": ctx, "seq": strconv.FormatInt(e.Seq, 10)}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// eventGroup is the group id of a stored leaf.
+func eventGroup(leaf []byte) string {
+	var e struct {
+		Group *cairn.Group `json:"group"`
+	}
+	if json.Unmarshal(leaf, &e) != nil || e.Group == nil {
+		return ""
+	}
+	return e.Group.ID
 }

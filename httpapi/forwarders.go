@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/cairn-audit/cairn"
@@ -166,23 +170,55 @@ func statusView(st *cairn.ForwarderStatus) *ForwarderStatusView {
 // forwarding returns the service after the org check, or an error.
 func (s *Server) forwarding(r *http.Request) (Forwarding, string, error) {
 	org := r.PathValue("org")
-	if err := s.authorize(r, org); err != nil {
-		return nil, "", err
-	}
+	// The route table has authorised the caller (manage on all contexts).
 	if s.cfg.Forwarding == nil {
 		return nil, "", cairn.Errorf(cairn.EInvalid, "forwarding is not enabled on this server")
 	}
 	return s.cfg.Forwarding, org, nil
 }
 
-// auditForwarder is where every change of a forwarder's configuration or
-// state passes: action is forwarder.create, .update, .delete, .pause,
-// .resume or .replay; before and after are masked (nil when absent).
-//
-// TODO(issue 4): record the change as an event in the org's built-in
-// "cairn" context (actor: principal(r); target: the forwarder; changes:
-// the diff of the masked views, so no secret ever enters the log).
-func (s *Server) auditForwarder(r *http.Request, org, action, name string, before, after *cairn.Forwarder) {
+// auditForwarder records a change of a forwarder's configuration or state
+// in the org's built-in context: action is forwarder.create, .update,
+// .delete, .pause, .resume or .replay; changes are the fields that differ
+// between the masked views before and after (timestamps and delivery
+// status left out), so no secret ever enters the log. The change has
+// happened when this runs; a failure to record it is logged.
+func (s *Server) auditForwarder(r *http.Request, org, action, name string, before, after *cairn.Forwarder, extra ...cairn.Change) {
+	kind := cairn.KindUpdate
+	switch {
+	case before == nil && after != nil:
+		kind = cairn.KindCreate
+	case before != nil && after == nil:
+		kind = cairn.KindDelete
+	}
+	view := func(f *cairn.Forwarder) map[string]any {
+		if f == nil {
+			return nil
+		}
+		m, _ := jsonValue(forwarderView(f)).(map[string]any)
+		delete(m, "created_at")
+		delete(m, "updated_at")
+		delete(m, "status")
+		return m
+	}
+	old, cur := view(before), view(after)
+	fields := map[string]bool{}
+	for k := range old {
+		fields[k] = true
+	}
+	for k := range cur {
+		fields[k] = true
+	}
+	var changes []cairn.Change
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		changes = append(changes, change(k, old[k], cur[k])...)
+	}
+	changes = append(changes, extra...)
+	target := &cairn.Target{Type: "forwarder", ID: name}
+	if err := s.recordChange(r, org, action, kind, target, changes); err != nil {
+		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "forwarder change not recorded",
+			slog.String("request_id", requestID(r)), slog.String("action", action), slog.Any("err", err))
+	}
 }
 
 func (s *Server) writeForwarder(w http.ResponseWriter, r *http.Request, status int, f *cairn.Forwarder) {
@@ -428,7 +464,14 @@ func (s *Server) replayForwarder(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	s.auditForwarder(r, org, "forwarder.replay", name, nil, nil)
+	pos := fmt.Sprintf("seq %d", from.Seq)
+	if in.Time != nil {
+		pos = from.Time.UTC().Format(time.RFC3339Nano)
+	}
+	if from.Context != "" {
+		pos = from.Context + " " + pos
+	}
+	s.auditForwarder(r, org, "forwarder.replay", name, nil, nil, cairn.Change{Field: "replay_from", New: pos})
 	writeJSON(w, http.StatusOK, statusView(st))
 }
 

@@ -3,9 +3,12 @@ package httpapi_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +56,7 @@ func newForwardingAPI(t *testing.T, withForwarding bool) (*httpapi.Client, *http
 	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
 		t.Fatal(err)
 	}
-	secret, key := httpapi.NewAPIKey("acme", "test", false, time.Now())
+	secret, key := httpapi.NewAPIKey("acme", "test", true, time.Now()) // a server admin: forwarders need manage on all contexts
 	otherSecret, otherKey := httpapi.NewAPIKey("other", "test", false, time.Now())
 	for _, k := range []*cairn.APIKey{key, otherKey} {
 		if err := s.CreateAPIKey(ctx, k); err != nil {
@@ -185,6 +188,28 @@ func TestForwarderAPI(t *testing.T) {
 	}
 	_, err = c.GetForwarder(ctx, "acme", "siem")
 	wantCode(t, "get after delete", err, cairn.ENotFound)
+
+	// Every change is in the built-in context, with the secret masked.
+	page, err := c.Search(ctx, "acme", url.Values{"context": {cairn.BuiltinContext}, "action": {"forwarder.*"}, "limit": {"100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, raw := range page.Items {
+		if strings.Contains(string(raw), hookToken) {
+			t.Fatalf("the built-in context holds the secret: %s", raw)
+		}
+		var e struct{ Action string }
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"forwarder.create", "forwarder.update", "forwarder.delete"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("no %s in the built-in context (have %v)", want, actions)
+		}
+	}
 	wantCode(t, "delete twice", c.DeleteForwarder(ctx, "acme", "siem"), cairn.ENotFound)
 }
 

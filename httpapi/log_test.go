@@ -60,7 +60,7 @@ func newLogFixture(t testing.TB) *logFixture {
 	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
 		t.Fatal(err)
 	}
-	secret, key := NewAPIKey("acme", "test", false, time.Now())
+	secret, key := NewAPIKey("acme", "test", true, time.Now())
 	if err := s.CreateAPIKey(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -432,13 +432,16 @@ func TestTileEndpoint(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// The checkpoint history is public.
-	status, body, _ := f.get("/log/acme/app/checkpoints?limit=1", false)
+	// The checkpoint history needs readAudit (see the permission matrix).
+	if status, _, _ := f.get("/log/acme/app/checkpoints?limit=1", false); status != http.StatusUnauthorized {
+		t.Fatalf("anonymous checkpoint history: %d", status)
+	}
+	status, body, _ := f.get("/log/acme/app/checkpoints?limit=1", true)
 	var page CheckpointPage
 	if json.Unmarshal(body, &page); status != 200 || len(page.Checkpoints) != 1 || page.Checkpoints[0].Size != cp.Size || page.NextFrom == nil {
 		t.Fatalf("checkpoint history: %d %s", status, body)
 	}
-	status, body, _ = f.get(fmt.Sprintf("/log/acme/app/checkpoints?from=%d", *page.NextFrom), false)
+	status, body, _ = f.get(fmt.Sprintf("/log/acme/app/checkpoints?from=%d", *page.NextFrom), true)
 	if json.Unmarshal(body, &page); status != 200 || len(page.Checkpoints) != 1 || page.Checkpoints[0].Size != 700 || page.NextFrom != nil {
 		t.Fatalf("checkpoint history, page 2: %d %s", status, body)
 	}
@@ -446,11 +449,11 @@ func TestTileEndpoint(t *testing.T) {
 		t.Fatalf("note %q", page.Checkpoints[0].Note)
 	}
 	for _, q := range []string{"from=5&to=4", "limit=0", "limit=1001", "from=x", "size=1"} {
-		if _, body, _ := f.get("/log/acme/app/checkpoints?"+q, false); errCode(body) != cairn.EInvalid {
+		if _, body, _ := f.get("/log/acme/app/checkpoints?"+q, true); errCode(body) != cairn.EInvalid {
 			t.Errorf("checkpoints?%s: %s", q, body)
 		}
 	}
-	if _, body, _ := f.get("/log/acme/nope/checkpoints", false); errCode(body) != cairn.ENotFound {
+	if _, body, _ := f.get("/log/acme/nope/checkpoints", true); errCode(body) != cairn.ENotFound {
 		t.Errorf("checkpoints of an unknown log: %s", body)
 	}
 }

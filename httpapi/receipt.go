@@ -59,11 +59,7 @@ func (s *Server) coveringCheckpoint(ctx context.Context, org, name string, seq i
 // checkpoint (waiting briefly if the event is newer than it).
 func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 	org, name, id := r.PathValue("org"), r.PathValue("ctx"), r.PathValue("id")
-	if err := s.authorizeLogRead(r, org, name); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	e, err := s.cfg.Store.GetEvent(r.Context(), org, name, id)
+	e, err := s.readableEvent(r, org, name, id, actionReceipt)
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -2,9 +2,11 @@
 // /api/v1, the public log endpoints under /log, health and metrics, and the
 // Go client the CLI and the end-to-end tests use.
 //
-// Every endpoint except /healthz, /readyz and the public checkpoint and key
-// requires a bearer API key. The handlers never log request or event
-// payloads, keys or tokens.
+// Every route is in one table (routes.go) with the permission it needs;
+// the wrapper authenticates the bearer key, applies the rule and records
+// failed authentications before a handler runs. Handlers record
+// administrative changes and reads of a log in the org's built-in context
+// (audit.go). They never log request or event payloads, keys or tokens.
 package httpapi
 
 import (
@@ -14,8 +16,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"sync"
@@ -24,6 +28,7 @@ import (
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -63,6 +68,40 @@ type Config struct {
 	// Forwarding, if set, serves the forwarder API. Without it those
 	// routes answer invalid ("forwarding is not enabled").
 	Forwarding Forwarding
+
+	// Access stores principals, groups and policies (default: Store, if
+	// it implements cairn.AccessStore). Without it only keys of no
+	// principal (server admin keys) can act.
+	Access cairn.AccessStore
+	// Auditor records administrative actions, failed authentications and
+	// reads in the built-in context (default: one on Committer, closed by
+	// Server.Close).
+	Auditor *ingest.Auditor
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// taking a request's source address (default: none).
+	TrustedProxies []netip.Prefix
+	// AuthFailureBurst failed authentications from one source address are
+	// allowed at once (default 10); then one per AuthFailureWindow /
+	// AuthFailureBurst (default window 1 minute). Past that the address
+	// gets 429 with Retry-After.
+	AuthFailureBurst  int
+	AuthFailureWindow time.Duration
+	// SessionTTL is how long a login session lasts (default 12 hours).
+	SessionTTL time.Duration
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces (docs/compat.md).
+	Compat CompatConfig
+}
+
+// Validate checks the configuration's values.
+func (c *Config) Validate() error {
+	switch {
+	case c.Store == nil || c.Committer == nil || c.Signer == nil:
+		return errors.New("httpapi: Store, Committer and Signer are required")
+	case c.AuthFailureBurst < 0 || c.AuthFailureWindow < 0 || c.SessionTTL < 0:
+		return errors.New("httpapi: AuthFailureBurst, AuthFailureWindow and SessionTTL must not be negative")
+	}
+	return c.Compat.Validate()
 }
 
 // Server serves the HTTP API. It is an http.Handler.
@@ -71,15 +110,24 @@ type Server struct {
 	mux *http.ServeMux
 	log *merkle.HashCache // the store's log, upper hashes cached
 
+	routeTable  []route
+	limiter     *limiter
+	ownsAuditor bool
+
 	mu       sync.Mutex
 	inflight int64 // bytes reserved by write bodies being processed
 	keys     map[[32]byte]cachedKey
 	contexts map[ctxKey]cachedContext
+	grants   map[grantsKey]cachedGrants
+
+	gql        *retraced.Executor // Retraced GraphQL
+	groupNames map[groupKey]cachedGroupName
 }
 
 type cachedKey struct {
-	key     *cairn.APIKey
-	expires time.Time
+	key       *cairn.APIKey
+	principal *cairn.Principal
+	expires   time.Time
 }
 
 type ctxKey struct{ org, name string }
@@ -89,8 +137,9 @@ type cachedContext struct {
 	expires time.Time
 }
 
-// cacheTTL bounds how long a revoked key or an edited context (edited on
-// another node) can be served from memory.
+// cacheTTL bounds how long a revoked key, a disabled principal, a changed
+// policy or an edited context (changed on another node) can be served
+// from memory. Changes made through this node apply at once.
 const cacheTTL = 5 * time.Second
 
 // New returns a Server with every route registered.
@@ -110,61 +159,41 @@ func New(cfg Config) *Server {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
+	cfg.Compat.setDefaults()
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
+	if cfg.Access == nil {
+		cfg.Access, _ = cfg.Store.(cairn.AccessStore)
+	}
+	if cfg.AuthFailureBurst <= 0 {
+		cfg.AuthFailureBurst = 10
+	}
+	if cfg.AuthFailureWindow <= 0 {
+		cfg.AuthFailureWindow = time.Minute
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: merkle.NewHashCache(cfg.Store, cfg.CachedHashes),
-		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}}
+		keys: map[[32]byte]cachedKey{}, contexts: map[ctxKey]cachedContext{}, grants: map[grantsKey]cachedGrants{},
+		groupNames: map[groupKey]cachedGroupName{},
+		limiter:    newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureWindow)}
+	if s.cfg.Auditor == nil {
+		s.cfg.Auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: cfg.Committer, Now: cfg.Now, Logger: cfg.Logger})
+		s.ownsAuditor = true
+	}
 	s.routes()
 	return s
 }
 
-// routes is the one table of every route.
-func (s *Server) routes() {
-	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.wrap(pattern, h, false)) }
-	authed := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.wrap(pattern, h, true)) }
-
-	public("GET /healthz", s.healthz)
-	public("GET /readyz", s.readyz)
-	authed("GET /metrics", s.metrics)
-	authed("GET /debug/pprof/{name...}", s.pprof)
-
-	public("GET /log/{org}/{ctx}/checkpoint", s.getCheckpoint)
-	public("GET /log/{org}/{ctx}/key", s.getKey)
-	public("GET /log/{org}/{ctx}/keys", s.getKeys)
-	public("GET /log/{org}/{ctx}/checkpoints", s.listCheckpoints)
-	authed("GET /log/{org}/{ctx}/tile/{path...}", s.getTile)
-	authed("GET /log/{org}/{ctx}/proof/inclusion", s.proveInclusion)
-	authed("GET /log/{org}/{ctx}/proof/consistency", s.proveConsistency)
-
-	authed("POST /api/v1/orgs", s.createOrg)
-	authed("GET /api/v1/orgs", s.listOrgs)
-	authed("POST /api/v1/orgs/{org}/contexts", s.createContext)
-	authed("GET /api/v1/orgs/{org}/contexts", s.listContexts)
-	authed("GET /api/v1/orgs/{org}/contexts/{ctx}", s.getContext)
-	authed("PATCH /api/v1/orgs/{org}/contexts/{ctx}", s.patchContext)
-	authed("POST /api/v1/orgs/{org}/contexts/{ctx}/events", s.writeEvents)
-	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}", s.getEvent)
-	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/events/{id}/receipt", s.getReceipt)
-	authed("GET /api/v1/orgs/{org}/contexts/{ctx}/export", s.export)
-	authed("GET /api/v1/orgs/{org}/events", s.searchEvents)
-	authed("GET /api/v1/orgs/{org}/trail/{target_type}/{target_id}", s.trail)
-
-	authed("POST /api/v1/orgs/{org}/forwarders", s.createForwarder)
-	authed("GET /api/v1/orgs/{org}/forwarders", s.listForwarders)
-	authed("GET /api/v1/orgs/{org}/forwarders/{name}", s.getForwarder)
-	authed("PUT /api/v1/orgs/{org}/forwarders/{name}", s.putForwarder)
-	authed("PATCH /api/v1/orgs/{org}/forwarders/{name}", s.putForwarder)
-	authed("DELETE /api/v1/orgs/{org}/forwarders/{name}", s.deleteForwarder)
-	authed("POST /api/v1/orgs/{org}/forwarders/{name}/pause", s.pauseForwarder)
-	authed("POST /api/v1/orgs/{org}/forwarders/{name}/resume", s.resumeForwarder)
-	authed("POST /api/v1/orgs/{org}/forwarders/{name}/replay", s.replayForwarder)
-	authed("POST /api/v1/orgs/{org}/forwarders/{name}/test", s.testForwarder)
-	authed("GET /api/v1/orgs/{org}/forwarders/{name}/status", s.forwarderStatus)
-
-	s.mux.Handle("/", s.wrap("unmatched", func(w http.ResponseWriter, r *http.Request) {
-		s.error(w, r, cairn.Errorf(cairn.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
-	}, false))
+// Close waits for the audit records of served reads to be committed, if
+// the server made its own Auditor. Call it before closing the Committer.
+func (s *Server) Close() error {
+	if s.ownsAuditor {
+		return s.cfg.Auditor.Close()
+	}
+	return nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -174,6 +203,7 @@ type ctxKeyType int
 const (
 	requestIDKey ctxKeyType = iota
 	principalKey
+	sourceIPKey
 )
 
 // statusWriter records the status for logs and metrics.
@@ -196,12 +226,34 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// wrap adds the request id, authentication, panic recovery, access logging
-// and metrics around a handler.
-func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler {
+// wrap adds the request id, authentication and authorization by the
+// route's rule, panic recovery, access logging and metrics around a
+// handler.
+func (s *Server) wrap(route string, h http.HandlerFunc, ru rule) http.Handler {
+	var authn authenticator
+	if ru.access != public {
+		authn = s.authenticate
+	}
+	return s.wrapWith(route, h, authn, ru, s.error)
+}
+
+// authenticator resolves the caller; errorWriter writes an error in a
+// surface's envelope (the compat APIs have their own).
+type (
+	authenticator func(*http.Request) (*caller, error)
+	errorWriter   func(http.ResponseWriter, *http.Request, error)
+)
+
+// wrapWith is wrap with a surface's own authentication (nil: public) and
+// error envelope. Failed authentications are rate-limited and recorded
+// the same way on every surface.
+func (s *Server) wrapWith(route string, h http.HandlerFunc, authn authenticator, ru rule, fail errorWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
+		id, ok := r.Context().Value(requestIDKey).(string)
+		if !ok {
+			id = newRequestID()
+		}
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
@@ -212,7 +264,7 @@ func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler 
 				}
 				s.cfg.Logger.Error("panic in handler", "route", route, "request_id", id, "panic", v)
 				if sw.status == 0 {
-					s.error(sw, r, errors.New("panic"))
+					fail(sw, r, errors.New("panic"))
 				}
 			}
 			took := time.Since(start)
@@ -222,13 +274,28 @@ func (s *Server) wrap(route string, h http.HandlerFunc, auth bool) http.Handler 
 				slog.String("route", route), slog.Int("status", sw.status),
 				slog.Duration("took", took), slog.String("request_id", id))
 		}()
-		if auth {
-			k, err := s.authenticate(r)
-			if err != nil {
-				s.error(sw, r, err)
+		ip := s.clientIP(r)
+		r = r.WithContext(context.WithValue(r.Context(), sourceIPKey, ip))
+		if authn != nil {
+			if wait := s.limiter.blocked(ip, s.cfg.Now()); wait > 0 {
+				sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				fail(sw, r, cairn.Errorf(cairn.ERateLimited, "too many failed authentications from this address; retry later"))
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), principalKey, k))
+			c, err := authn(r)
+			if err != nil {
+				if cairn.ErrorCode(err) == cairn.EUnauthorized {
+					s.limiter.fail(ip, s.cfg.Now())
+					s.recordAuthFailure(r, err)
+				}
+				fail(sw, r, err)
+				return
+			}
+			if err := s.authorize(r, c, ru); err != nil {
+				fail(sw, r, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey, c))
 		}
 		h(sw, r)
 	})
@@ -238,6 +305,18 @@ func newRequestID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// sourceIP is the request's source address (see clientIP).
+func sourceIP(r *http.Request) string {
+	ip, _ := r.Context().Value(sourceIPKey).(string)
+	return ip
+}
+
+// rateLimited answers 429 with Retry-After in whole seconds.
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	s.error(w, r, cairn.Errorf(cairn.ERateLimited, "too many failed authentications from this address; retry later"))
 }
 
 func requestID(r *http.Request) string {
@@ -254,6 +333,7 @@ var statusOf = map[string]int{
 	cairn.EConflict:     http.StatusConflict,
 	cairn.ETooLarge:     http.StatusRequestEntityTooLarge,
 	cairn.EUnavailable:  http.StatusServiceUnavailable,
+	cairn.ERateLimited:  http.StatusTooManyRequests,
 	cairn.EIntegrity:    http.StatusInternalServerError,
 	cairn.EInternal:     http.StatusInternalServerError,
 }
@@ -340,12 +420,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// pprof serves the Go runtime profiles to server admins.
+// pprof serves the Go runtime profiles (server admins only, by the table).
 func (s *Server) pprof(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	switch name := r.PathValue("name"); name {
 	case "", "index":
 		pprof.Index(w, r)
@@ -359,9 +435,5 @@ func (s *Server) pprof(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	promhttp.HandlerFor(s.cfg.Metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }

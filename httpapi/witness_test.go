@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/witness"
@@ -39,7 +40,7 @@ func TestContextWitnessConfig(t *testing.T) {
 	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
 		t.Fatal(err)
 	}
-	secret, key := NewAPIKey("acme", "test", false, time.Now())
+	secret, key := NewAPIKey("acme", "test", true, time.Now())
 	if err := s.CreateAPIKey(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,9 @@ func TestContextWitnessConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Store: s, Signer: signer, Witnessing: ws, KeyHistory: s.SigningKeys}))
+	c0 := ingest.NewCommitter(ingest.CommitterConfig{Store: s})
+	defer c0.Close()
+	srv := httptest.NewServer(New(Config{Store: s, Committer: c0, Signer: signer, Witnessing: ws, KeyHistory: s.SigningKeys}))
 	defer srv.Close()
 	c := &Client{BaseURL: srv.URL, Token: secret}
 	ctx := t.Context()

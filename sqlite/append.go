@@ -194,7 +194,7 @@ func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cai
 	if err != nil {
 		return cairn.Committed{}, err
 	}
-	if _, err := a.text.ExecContext(ctx, gid, indexBody(ref.orgID, ref.id, e)); err != nil {
+	if _, err := a.text.ExecContext(ctx, gid, indexBody(ref.orgID, ref.id, e, hashes[0])); err != nil {
 		return cairn.Committed{}, fmt.Errorf("index event: %w", err)
 	}
 	h.size = seq + 1

@@ -62,10 +62,13 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 	if err != nil {
 		return 0, err
 	}
+	// The search index holds a token of every leaf hash (index.go); the
+	// stored level-0 hash decides.
 	var seq int64
-	err = s.r.QueryRowContext(ctx, `SELECT seq FROM events INDEXED BY events_seq
-		WHERE ctx_id = ? AND seq < ? AND substr(hashes, 1, 32) = ? ORDER BY seq LIMIT 1`,
-		ref.id, size, hash[:]).Scan(&seq)
+	err = s.r.QueryRowContext(ctx, `SELECT e.seq FROM events_index t CROSS JOIN events e ON e.gid = t.rowid
+		WHERE events_index MATCH ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
+		ORDER BY t.rowid LIMIT 1`,
+		quote(leafHashToken(hash)), ref.id, size, hash[:]).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, cairn.Errorf(cairn.ENotFound, "no leaf with this hash in the first %d leaves", size)
 	}

@@ -19,7 +19,8 @@ import (
 // of a B-tree index per column. Its row for an event (rowid = gid) holds the
 // event's free text and one key token per filterable value: the context, the
 // action and each of its dotted prefixes, kind, outcome, actor type, id and
-// email, target type, id and type+id, group, and the bucket of event_time
+// email, target type, id and type+id, group and each '/'-bounded path
+// prefix of the group id ("acme", "acme/finance" for "acme/finance/emea"), and the bucket of event_time
 // at each of eight granularities from the year to the second. A key token
 // is "0", a field letter and 16 hex digits of SHA-256(org id, field, value),
 // so tokens of different orgs and fields never meet and any value survives
@@ -53,6 +54,8 @@ const (
 	tokTargetID     = 's'
 	tokTarget       = 'r' // type + "\x00" + id
 	tokGroup        = 'g'
+	tokGroupPrefix  = 'f' // each '/'-bounded path prefix of the group id
+	tokNotBuiltin   = 'b' // value "1" on every event outside the built-in context
 	tokYear         = 'v'
 	tokMonth        = 'm'
 	tokDay          = 'd'
@@ -61,6 +64,7 @@ const (
 	tokMinute       = 'n'
 	tokTenSeconds   = 'w'
 	tokSecond       = 'q'
+	tokLeafHash     = 'l' // "0l" + 20 hex digits of the RFC 6962 leaf hash
 )
 
 // token returns the key token of one field value in one org.
@@ -122,6 +126,16 @@ func timeToken(orgID int64, field byte, t time.Time, digits int) string {
 	return string(b)
 }
 
+// leafHashToken finds a leaf by its hash (proofs by leaf_hash). A leaf hash
+// is already uniform, so its first 10 bytes serve as the token; the query
+// compares the whole stored hash.
+func leafHashToken(h [32]byte) string {
+	var b [22]byte
+	b[0], b[1] = '0', tokLeafHash
+	hex.Encode(b[2:], h[:10])
+	return string(b[:])
+}
+
 // timeBuckets are the bucket tokens of an event time, coarsest first.
 func timeBuckets(orgID int64, t time.Time) [len(timeFields)]string {
 	t = t.UTC()
@@ -133,7 +147,7 @@ func timeBuckets(orgID int64, t time.Time) [len(timeFields)]string {
 }
 
 // indexBody is the events_index row of an event: free text, then key tokens.
-func indexBody(orgID, ctxID int64, e *cairn.Event) string {
+func indexBody(orgID, ctxID int64, e *cairn.Event, leafHash [32]byte) string {
 	var b strings.Builder
 	b.Grow(512)
 	writeSearchText(&b, e)
@@ -147,6 +161,12 @@ func indexBody(orgID, ctxID int64, e *cairn.Event) string {
 		b.WriteString(token(orgID, field, v))
 	}
 	add(tokContext, strconv.FormatInt(ctxID, 10))
+	if e.Context != cairn.BuiltinContext {
+		// Lets a search that leaves out the built-in context (which grows
+		// with every read) skip its events in the index instead of
+		// walking them.
+		add(tokNotBuiltin, "1")
+	}
 	add(tokAction, e.Action)
 	for i := 0; i < len(e.Action)-1; i++ {
 		if prefixBoundary(e.Action[:i+1]) {
@@ -169,11 +189,18 @@ func indexBody(orgID, ctxID int64, e *cairn.Event) string {
 	}
 	if g := e.Group; g != nil {
 		add(tokGroup, g.ID)
+		for i := 1; i < len(g.ID); i++ {
+			if g.ID[i] == '/' {
+				add(tokGroupPrefix, g.ID[:i])
+			}
+		}
 	}
 	for _, tok := range timeBuckets(orgID, e.EventTime) {
 		b.WriteByte(' ')
 		b.WriteString(tok)
 	}
+	b.WriteByte(' ')
+	b.WriteString(leafHashToken(leafHash))
 	return b.String()
 }
 
@@ -293,6 +320,22 @@ func (q *matchQuery) anyOf(toks []string) {
 		quoted[i] = quote(t)
 	}
 	q.terms = append(q.terms, "("+strings.Join(quoted, " OR ")+")")
+}
+
+// groupTokens are the tokens whose union is the events of the given group
+// ids and group path prefixes.
+func groupTokens(orgID int64, ids, prefixes []string) []string {
+	var out []string
+	for _, g := range ids {
+		out = append(out, token(orgID, tokGroup, g))
+	}
+	for _, p := range prefixes {
+		p = strings.TrimRight(p, "/")
+		if p != "" {
+			out = append(out, token(orgID, tokGroup, p), token(orgID, tokGroupPrefix, p))
+		}
+	}
+	return out
 }
 
 func (q *matchQuery) String() string { return strings.Join(q.terms, " AND ") }

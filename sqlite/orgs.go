@@ -203,9 +203,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *cairn.APIKey) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, name, prefix, hash, admin, created_at, expires_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.ID, orgID, k.Name, k.Prefix, k.Hash[:], k.Admin,
-		micros(k.CreatedAt), micros(k.ExpiresAt), micros(k.RevokedAt))
+	kind := k.Kind
+	if kind == "" {
+		kind = cairn.KeyKindAPI
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO api_keys (id, org_id, name, prefix, hash, admin, created_at, expires_at, revoked_at, principal_id, kind)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.ID, orgID, k.Name, k.Prefix, k.Hash[:], k.Admin,
+		micros(k.CreatedAt), micros(k.ExpiresAt), micros(k.RevokedAt), nullable(k.PrincipalID), kind)
 	if isConstraint(err) {
 		return cairn.Errorf(cairn.EConflict, "api key already exists")
 	}
@@ -214,11 +218,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *cairn.APIKey) error {
 
 // LookupAPIKey implements cairn.Store.
 func (s *Store) LookupAPIKey(ctx context.Context, hash [32]byte) (*cairn.APIKey, error) {
-	var k cairn.APIKey
-	var created, expires, revoked int64
-	err := s.r.QueryRowContext(ctx, `SELECT k.id, o.name, k.name, k.prefix, k.admin, k.created_at, k.expires_at, k.revoked_at
-		FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.hash = ?`, hash[:]).
-		Scan(&k.ID, &k.Org, &k.Name, &k.Prefix, &k.Admin, &created, &expires, &revoked)
+	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+`
+		FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.hash = ?`, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, cairn.Errorf(cairn.ENotFound, "api key not found")
 	}
@@ -226,6 +227,19 @@ func (s *Store) LookupAPIKey(ctx context.Context, hash [32]byte) (*cairn.APIKey,
 		return nil, fmt.Errorf("lookup api key: %w", err)
 	}
 	k.Hash = hash
+	return k, nil
+}
+
+const keyColumns = `k.id, o.name, k.name, k.prefix, k.admin, k.created_at, k.expires_at, k.revoked_at, k.principal_id, k.kind`
+
+func scanKey(row scanner) (*cairn.APIKey, error) {
+	var k cairn.APIKey
+	var created, expires, revoked int64
+	var principal sql.NullString
+	if err := row.Scan(&k.ID, &k.Org, &k.Name, &k.Prefix, &k.Admin, &created, &expires, &revoked, &principal, &k.Kind); err != nil {
+		return nil, err
+	}
+	k.PrincipalID = principal.String
 	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
 	return &k, nil
 }

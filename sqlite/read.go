@@ -145,6 +145,34 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.TargetType != "" && f.TargetID != "" {
 		key(tokTarget, f.TargetType+"\x00"+f.TargetID)
 	}
+	if f.GroupPrefix != "" {
+		p := strings.TrimRight(f.GroupPrefix, "/")
+		if p == "" {
+			return "", nil, nil
+		}
+		clause, a := groupClause(nil, []string{p})
+		add(clause, a...)
+		match.anyOf(groupTokens(orgID, nil, []string{p}))
+	}
+	if f.SkipBuiltin && f.Context != cairn.BuiltinContext {
+		ref, err := s.resolve(ctx, s.r, org, cairn.BuiltinContext)
+		if err != nil && cairn.ErrorCode(err) != cairn.ENotFound {
+			return "", nil, err
+		}
+		if err == nil {
+			add("e.ctx_id != ?", ref.id)
+		}
+	}
+	if f.Scopes != nil {
+		clause, a, toks, err := s.scopeClause(ctx, orgID, org, f.Scopes)
+		if err != nil || clause == "" {
+			return "", nil, err
+		}
+		add(clause, a...)
+		if len(toks) > 0 {
+			match.anyOf(toks)
+		}
+	}
 	if !f.Since.IsZero() {
 		add("e.event_time >= ?", micros(f.Since))
 	}
@@ -165,6 +193,9 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 			match.and(w)
 		}
 	}
+	if f.SkipBuiltin && f.Context == "" && len(match.terms) == 0 {
+		match.and(token(orgID, tokNotBuiltin, "1"))
+	}
 	from, order := "events e NOT INDEXED", "e.gid"
 	if len(match.terms) > 0 {
 		from, order = "events_index t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
@@ -178,6 +209,84 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM " + from +
 		" WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " DESC LIMIT ?"
 	return q, append(args, f.Limit+1), nil
+}
+
+// groupClause is the SQL condition that an event's group id is one of ids
+// or lies under one of prefixes (at '/' boundaries: '0' is the byte after
+// '/').
+func groupClause(ids, prefixes []string) (string, []any) {
+	var ors []string
+	var args []any
+	if len(ids) > 0 {
+		ors = append(ors, "e.group_id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+")")
+		for _, g := range ids {
+			args = append(args, g)
+		}
+	}
+	for _, p := range prefixes {
+		p = strings.TrimRight(p, "/")
+		if p == "" {
+			continue
+		}
+		ors = append(ors, "(e.group_id = ? OR (e.group_id >= ? AND e.group_id < ?))")
+		args = append(args, p, p+"/", p+"0")
+	}
+	if len(ors) == 0 {
+		return "0", nil
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args
+}
+
+// scopeClause is the SQL condition that at least one of scopes admits an
+// event, and, when that can be said with index tokens (one scope), the
+// tokens of which the event must carry one. An empty clause means nothing
+// is admitted.
+func (s *Store) scopeClause(ctx context.Context, orgID int64, org string, scopes []cairn.ReadScope) (string, []any, []string, error) {
+	var ors []string
+	var args []any
+	var toks []string
+	for _, sc := range scopes {
+		var parts []string
+		var ids []string
+		if len(sc.Contexts) > 0 {
+			for _, name := range sc.Contexts {
+				ref, err := s.resolve(ctx, s.r, org, name)
+				if cairn.ErrorCode(err) == cairn.ENotFound {
+					continue
+				}
+				if err != nil {
+					return "", nil, nil, err
+				}
+				ids = append(ids, strconv.FormatInt(ref.id, 10))
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			parts = append(parts, "e.ctx_id IN ("+strings.Join(ids, ",")+")")
+		}
+		if sc.Grouped() {
+			clause, a := groupClause(sc.Groups, sc.GroupPrefixes)
+			parts = append(parts, clause)
+			args = append(args, a...)
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "1")
+		}
+		ors = append(ors, "("+strings.Join(parts, " AND ")+")")
+		if len(scopes) == 1 {
+			if sc.Grouped() {
+				toks = groupTokens(orgID, sc.Groups, sc.GroupPrefixes)
+			} else {
+				for _, id := range ids {
+					toks = append(toks, token(orgID, tokContext, id))
+				}
+			}
+		}
+	}
+	if len(ors) == 0 {
+		return "", nil, nil, nil
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args, toks, nil
 }
 
 // textTerms splits free text into the tokens FTS5's unicode61 tokenizer

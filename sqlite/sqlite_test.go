@@ -76,3 +76,16 @@ func TestForwarderConformance(t *testing.T) {
 		}
 	})
 }
+
+func TestAccessConformance(t *testing.T) {
+	storetest.RunAccess(t, func(t *testing.T) storetest.Opener {
+		path := filepath.Join(t.TempDir(), "cairn.db")
+		return func() cairn.Store {
+			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}

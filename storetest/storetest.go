@@ -42,6 +42,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("LeafIndex", func(t *testing.T) { testLeafIndex(t, f) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, f) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, f) })
+	t.Run("SearchScopes", func(t *testing.T) { testSearchScopes(t, f) })
 	t.Run("OrgIsolation", func(t *testing.T) { testOrgIsolation(t, f) })
 }
 

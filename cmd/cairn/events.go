@@ -19,13 +19,35 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", "http://127.0.0.1:8080"), "server URL (CAIRN_SERVER)")
-	fs.StringVar(&c.token, "token", envOr("CAIRN_TOKEN", ""), "API key (CAIRN_TOKEN)")
-	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", "default"), "org (CAIRN_ORG)")
+	saved, _ := loadCredentials()
+	server, org := "http://127.0.0.1:8080", "default"
+	if saved != nil {
+		server, org = saved.Server, saved.Org
+	}
+	fs.StringVar(&c.server, "server", envOr("CAIRN_SERVER", server), "server URL (CAIRN_SERVER; default: the one of cairn login)")
+	// No default from the environment: -h would print the secret.
+	fs.StringVar(&c.token, "token", "", "API key or session token (default: CAIRN_TOKEN, else the one stored by cairn login)")
+	fs.StringVar(&c.org, "org", envOr("CAIRN_ORG", org), "org (CAIRN_ORG; default: the one of cairn login)")
 }
 
+// client returns a client for the server. Without --token or CAIRN_TOKEN
+// it uses the token cairn login stored for the same server.
 func (c *clientFlags) client() *httpapi.Client {
-	return &httpapi.Client{BaseURL: c.server, Token: c.token}
+	token := tokenOrEnv(c.token)
+	if token == "" {
+		if saved, err := loadCredentials(); err == nil && saved != nil && saved.Server == c.server {
+			token = saved.Token
+		}
+	}
+	return &httpapi.Client{BaseURL: c.server, Token: token}
+}
+
+// tokenOrEnv is the API key given by flag, else CAIRN_TOKEN.
+func tokenOrEnv(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv("CAIRN_TOKEN")
 }
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,7 +62,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "trail":
 		return eventsTrail(ctx, args[1:], stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("unknown events command %q (want write, query or trail)", args[0])}
+	return usageError{fmt.Sprintf("unknown events command %q\nusage: cairn events write|query|trail [flags]", args[0])}
 }
 
 func eventsWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,7 +79,7 @@ func eventsWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if *ctxName == "" {
 		return usageError{"--context is required"}
@@ -97,6 +119,7 @@ var queryFlags = []struct{ flag, param, help string }{
 	{"target-type", "target.type", "target type"},
 	{"target-id", "target.id", "target id"},
 	{"group-id", "group.id", "group id"},
+	{"group-prefix", "group.prefix", "group ids under a path prefix, e.g. acme/finance"},
 	{"since", "since", "RFC 3339 time, inclusive"},
 	{"until", "until", "RFC 3339 time, exclusive"},
 	{"q", "q", "free text"},
@@ -113,7 +136,7 @@ func eventsQuery(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	limit := fs.Int("limit", 50, "events to print (0: all)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	q := url.Values{}
 	for i, f := range queryFlags {
@@ -138,7 +161,7 @@ func eventsTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() != 2 {
 		return usageError{"usage: cairn events trail [flags] TARGET_TYPE TARGET_ID"}

@@ -29,7 +29,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if *ctxName == "" || *out == "" || fs.NArg() > 0 {
 		return usageError{"usage: cairn export --context CTX --out DIR"}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/merkle"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -54,6 +55,18 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("export from env: %+v, %v", m, err)
 		}
 	})
+	t.Run("checkpoint interval", func(t *testing.T) {
+		if m, err := parse(t); err != nil || m.CheckpointInterval != merkle.DefaultInterval {
+			t.Fatalf("default: %v, %v", m.CheckpointInterval, err)
+		}
+		t.Setenv("CAIRN_CHECKPOINT_INTERVAL", "1s")
+		if m, err := parse(t); err != nil || m.CheckpointInterval != time.Second {
+			t.Fatalf("from env: %v, %v", m.CheckpointInterval, err)
+		}
+		if m, err := parse(t, "--checkpoint-interval", "500ms"); err != nil || m.CheckpointInterval != 500*time.Millisecond {
+			t.Fatalf("flag: %v, %v", m.CheckpointInterval, err)
+		}
+	})
 	t.Run("forward allow-list", func(t *testing.T) {
 		t.Setenv("CAIRN_FORWARD_ALLOW_CIDRS", "10.0.0.0/8, 192.168.1.7/24")
 		m, err := parse(t)
@@ -63,6 +76,17 @@ func TestServeFlags(t *testing.T) {
 		m, err = parse(t, "--forward-allow-cidr", "127.0.0.0/8")
 		if err != nil || len(m.ForwardAllowCIDRs) != 1 || m.ForwardAllowCIDRs[0].String() != "127.0.0.0/8" {
 			t.Fatalf("--forward-allow-cidr replaces the env: %v, %v", m.ForwardAllowCIDRs, err)
+		}
+	})
+	t.Run("compat", func(t *testing.T) {
+		m, err := parse(t)
+		if err != nil || m.Compat.ReplicatedContext != "replicated" || m.Compat.RetracedBasePath != "/auditlog" || m.Compat.RetracedContext != "retraced" {
+			t.Fatalf("defaults: %+v, %v", m.Compat, err)
+		}
+		t.Setenv("CAIRN_RETRACED_BASE_PATH", "/retraced")
+		m, err = parse(t, "--replicated-context", "legacy", "--retraced-context", "vendor")
+		if err != nil || m.Compat.ReplicatedContext != "legacy" || m.Compat.RetracedBasePath != "/retraced" || m.Compat.RetracedContext != "vendor" {
+			t.Fatalf("set: %+v, %v", m.Compat, err)
 		}
 	})
 	for _, c := range []struct {
@@ -81,6 +105,14 @@ func TestServeFlags(t *testing.T) {
 		{"postgres from env without a key", map[string]string{"CAIRN_STORE": "postgresql://cairn@db/cairn"}, nil},
 		{"schema without postgres", nil, []string{"--store-schema", "cairn"}},
 		{"unknown store", nil, []string{"--store", "mysql://db/cairn", "--signing-key-file", "k"}},
+		{"checkpoint interval over 1s", nil, []string{"--checkpoint-interval", "2s"}},
+		{"zero checkpoint interval", nil, []string{"--checkpoint-interval", "0s"}},
+		{"bad checkpoint interval in env", map[string]string{"CAIRN_CHECKPOINT_INTERVAL": "fast"}, nil},
+		{"replicated context is the built-in one", nil, []string{"--replicated-context", "cairn"}},
+		{"bad retraced context", map[string]string{"CAIRN_RETRACED_CONTEXT": "a b"}, nil},
+		{"retraced base path without slash", nil, []string{"--retraced-base-path", "auditlog"}},
+		{"retraced base path over the native API", nil, []string{"--retraced-base-path", "/api/v1"}},
+		{"retraced base path on a health route", nil, []string{"--retraced-base-path", "/healthz"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {

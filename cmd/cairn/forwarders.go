@@ -48,7 +48,7 @@ func fwdFlags(name string, args []string, stderr io.Writer, named bool, define f
 		fwd, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, "", usageError{err.Error()}
+		return nil, nil, "", flagError(err)
 	}
 	if named && fwd == "" && fs.NArg() > 0 {
 		fwd = fs.Arg(0)

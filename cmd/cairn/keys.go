@@ -24,7 +24,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dataDir := fs.String("data-dir", envOr("CAIRN_DATA_DIR", "./cairn-data"), "data directory the key file goes into (CAIRN_DATA_DIR)")
 	out := fs.String("out", "", "key file to write (default <data-dir>/signing-<UTC time>.key)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}

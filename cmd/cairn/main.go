@@ -29,12 +29,22 @@ type command struct {
 
 var commands = []command{
 	{"serve", "run the Cairn server", runServe},
+	{"agent", "run the loopback agent: workloads post audit events to it without credentials; it journals and forwards them", runAgent},
 	{"version", "print the version", runVersion},
 	{"events", "write, query and trail events on a server (events write|query|trail)", runEvents},
 	{"export", "download a context's log as a self-contained bundle for offline verification", runExport},
 	{"verify", "verify a log, a receipt or two checkpoints offline (verify log|receipt|consistency)", runVerify},
 	{"fsck", "check a stopped server's database", runFsck},
-	{"keys", "manage checkpoint signing keys offline (keys add-signing)", runKeys},
+	{"keys", "API keys (keys create|list|revoke) and checkpoint signing keys offline (keys add-signing)", runKeyCommands},
+	{"login", "log in and store a token for the other client commands", runLogin},
+	{"orgs", "orgs on a server (orgs create|list; server admin)", runOrgs},
+	{"contexts", "audit contexts (contexts create|list|get|edit)", runContexts},
+	{"users", "local users (users create|list|get|edit|delete)", principalCommand("user", "users")},
+	{"serviceaccounts", "service accounts (serviceaccounts create|list|get|edit|delete)", principalCommand("serviceaccount", "serviceaccounts")},
+	{"identities", "workload identities (identities create|list|get|edit|delete)", principalCommand("identity", "identities")},
+	{"groups", "groups of principals (groups create|list|get|edit|delete|add-member|remove-member)", principalCommand("group", "groups")},
+	{"policies", "policies (policies create|put|list|get|delete)", runPolicies},
+	{"access", "access report of a context: who holds which permission and why", runAccess},
 	{"forwarders", "manage forwarders on a server (forwarders list|get|create|update|delete|pause|resume|replay|test|status)", runForwarders},
 }
 
@@ -56,6 +66,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:], stdout, stderr)
+			var ue usageError
+			if len(args) > 1 && isHelp(args[1]) && errors.As(err, &ue) {
+				// A command group (events, verify, …) asked for help: its
+				// usage line is the answer, not an error.
+				msg := ue.msg
+				if i := strings.Index(msg, "usage:"); i >= 0 {
+					msg = msg[i:]
+				}
+				fmt.Fprintln(stdout, msg)
+				return 0
+			}
 			if err != nil && !errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stderr, "cairn %s: %s\n", c.name, message(err))
 			}
@@ -70,9 +91,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: cairn <command> [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nRun 'cairn <command> -h' for a command's flags.")
+}
+
+// flagError turns a flag parse error into a usage error; -h stays a request
+// for help (exit 0, the flags already printed).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
 // usageError marks errors in how the command was invoked.

@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
 	"github.com/cairn-audit/cairn/postgres"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/cairn-audit/cairn/sqlite"
 	"github.com/cairn-audit/cairn/witness"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,16 +55,25 @@ type Main struct {
 	// checkpoint of every context every CheckpointExportInterval.
 	CheckpointExport         string
 	CheckpointExportInterval time.Duration
+	CheckpointInterval       time.Duration
 	CheckpointExportToken    string
 	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
 	// private, link-local, ...) that forwarders may reach.
 	ForwardAllowCIDRs []netip.Prefix
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// SessionTTL is how long a login session lasts.
+	SessionTTL time.Duration
+	// Compat configures the Control Plane, Replicated and Retraced
+	// compatibility surfaces.
+	Compat httpapi.CompatConfig
 
 	Stderr io.Writer
 	logger *slog.Logger
 
 	store        engine
 	committer    *ingest.Committer
+	auditor      *ingest.Auditor
 	checkpointer *merkle.Checkpointer
 	witnesses    *witness.Service
 	forwarders   *forward.Service
@@ -83,6 +93,13 @@ type engine interface {
 	Ping(ctx context.Context) error
 	// Optimize refreshes the query planner's statistics.
 	Optimize(ctx context.Context) error
+}
+
+// accessStore is the engine's principals and policies, if it keeps them
+// (without, only server admin keys can act).
+func accessStore(e engine) cairn.AccessStore {
+	as, _ := e.(cairn.AccessStore)
+	return as
 }
 
 // The PostgreSQL engine lets one node at a time deliver each forwarder.
@@ -110,12 +127,32 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	fs.DurationVar(&m.CheckpointExportInterval, "checkpoint-export-interval", exportEvery, "how often to export the latest checkpoints, e.g. 5m; 0 = off (CAIRN_CHECKPOINT_EXPORT_INTERVAL)")
+	signEvery, err := durationEnv("CAIRN_CHECKPOINT_INTERVAL")
+	if err != nil {
+		return err
+	}
+	if signEvery == 0 {
+		signEvery = merkle.DefaultInterval
+	}
+	fs.DurationVar(&m.CheckpointInterval, "checkpoint-interval", signEvery, "at most one checkpoint per busy context per interval, (0, 1s]; longer means fewer checkpoints to store and slower receipts (CAIRN_CHECKPOINT_INTERVAL)")
 	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
+	fs.StringVar(&m.Compat.ReplicatedContext, "replicated-context", envOr("CAIRN_REPLICATED_CONTEXT", httpapi.DefaultReplicatedContext), "context that the Replicated Audit API (POST /audit/v1/event) writes to, created on first use (CAIRN_REPLICATED_CONTEXT)")
+	fs.StringVar(&m.Compat.RetracedBasePath, "retraced-base-path", envOr("CAIRN_RETRACED_BASE_PATH", httpapi.DefaultRetracedBasePath), "path prefix of the Retraced-compatible API (CAIRN_RETRACED_BASE_PATH)")
+	fs.StringVar(&m.Compat.RetracedContext, "retraced-context", envOr("CAIRN_RETRACED_CONTEXT", httpapi.DefaultRetracedContext), "context that Retraced events go to in the org named by the project id, created on first use (CAIRN_RETRACED_CONTEXT)")
 	fs.StringVar(&m.LogLevel, "log-level", envOr("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error (CAIRN_LOG_LEVEL)")
 	fs.DurationVar(&m.ShutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	proxies := fs.String("trusted-proxies", envOr("CAIRN_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (CAIRN_TRUSTED_PROXIES)")
+	sessionTTL, err := durationEnv("CAIRN_SESSION_TTL")
+	if err != nil {
+		return err
+	}
+	if sessionTTL == 0 {
+		sessionTTL = 12 * time.Hour
+	}
+	fs.DurationVar(&m.SessionTTL, "session-ttl", sessionTTL, "lifetime of a login session (CAIRN_SESSION_TTL)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
@@ -136,6 +173,9 @@ func (m *Main) ParseFlags(args []string) error {
 	default:
 		return usageError{"--store must be empty (embedded SQLite) or a postgres:// URL"}
 	}
+	if err := m.Compat.Validate(); err != nil {
+		return usageError{cairn.ErrorMessage(err)}
+	}
 	m.ForwardAllowCIDRs = nil
 	for _, c := range allow.values {
 		p, err := netip.ParsePrefix(c)
@@ -144,9 +184,17 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 		m.ForwardAllowCIDRs = append(m.ForwardAllowCIDRs, p.Masked())
 	}
+	if m.TrustedProxies, err = parsePrefixes(*proxies); err != nil {
+		return usageError{"--trusted-proxies: " + err.Error()}
+	}
+	if m.SessionTTL <= 0 {
+		return usageError{"--session-ttl must be positive"}
+	}
 	m.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
 	m.CheckpointExportToken = os.Getenv("CAIRN_CHECKPOINT_EXPORT_TOKEN")
 	switch {
+	case m.CheckpointInterval <= 0 || m.CheckpointInterval > time.Second:
+		return usageError{"--checkpoint-interval must be more than 0 and at most 1s (every acknowledged event is covered by a checkpoint within 1 s)"}
 	case m.CheckpointExportInterval < 0:
 		return usageError{"--checkpoint-export-interval must not be negative"}
 	case m.CheckpointExportInterval > 0 && m.CheckpointExport == "":
@@ -208,6 +256,10 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
+	if err := m.retracedState(); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	metrics := httpapi.NewMetrics(reg)
 	m.witnesses, err = witness.New(witness.Config{Store: m.store, Signer: signer, Logger: m.logger,
@@ -216,7 +268,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.checkpointer, err = merkle.NewCheckpointer(merkle.Config{Store: m.store, Signer: signer, Logger: m.logger,
-		OnSign: m.witnesses.Signed})
+		Interval: m.CheckpointInterval, OnSign: m.witnesses.Signed})
 	if err != nil {
 		return err
 	}
@@ -245,6 +297,7 @@ func (m *Main) Open(ctx context.Context) error {
 			m.forwarders.Notify()
 		},
 	})
+	m.auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: m.committer, Logger: m.logger})
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
@@ -255,11 +308,16 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.background(bgCtx, func(ctx context.Context) { m.housekeeping(ctx, metrics) })
 
-	api := httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Store: m.store, Committer: m.committer, Signer: signer, Logger: m.logger, Metrics: metrics,
 		Ready: m.store.Ping, Witnessing: m.witnesses, KeyHistory: m.store.SigningKeys, Checkpoints: m.witnesses,
-		Forwarding: m.forwarders,
-	})
+		Forwarding: m.forwarders, Compat: m.Compat,
+		Access: accessStore(m.store), Auditor: m.auditor, TrustedProxies: m.TrustedProxies, SessionTTL: m.SessionTTL,
+	}
+	if err := apiCfg.Validate(); err != nil {
+		return err
+	}
+	api := httpapi.New(apiCfg)
 	m.listener, err = net.Listen("tcp", m.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -305,6 +363,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownWait)
 		errs = append(errs, m.server.Shutdown(ctx))
 		cancel()
+	}
+	if m.auditor != nil {
+		errs = append(errs, m.auditor.Close()) // the records of served reads, before the committer stops
 	}
 	if m.committer != nil {
 		errs = append(errs, m.committer.Close())
@@ -474,4 +535,51 @@ func (m *Main) housekeeping(ctx context.Context, metrics *httpapi.Metrics) {
 			}
 		}
 	}
+}
+
+// parsePrefixes parses comma-separated addresses and CIDR prefixes.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// retracedState opens the Retraced viewer/enterprise token state and the
+// viewer session key in the data directory (the key is created on first
+// start), so tokens and sessions survive restarts.
+func (m *Main) retracedState() error {
+	st, err := retraced.OpenFileState(filepath.Join(m.DataDir, "retraced-state.json"))
+	if err != nil {
+		return err
+	}
+	m.Compat.Retraced = st
+	path := filepath.Join(m.DataDir, "retraced-viewer.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		rand.Read(key)
+		if err = os.WriteFile(path, key, 0o600); err != nil {
+			return fmt.Errorf("write the viewer session key: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("read the viewer session key: %w", err)
+	}
+	if len(key) < 32 {
+		return fmt.Errorf("viewer session key %s is shorter than 32 bytes", path)
+	}
+	m.Compat.ViewerSecret = key
+	return nil
 }

@@ -43,7 +43,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "consistency":
 		err = verifyConsistency(ctx, args[1:], stdout, stderr)
 	default:
-		return usageError{fmt.Sprintf("unknown verify command %q (want log, receipt or consistency)", args[0])}
+		return usageError{fmt.Sprintf("unknown verify command %q\nusage: cairn verify log|receipt|consistency [flags] ARGS", args[0])}
 	}
 	var ue usageError
 	var vf verifyFailed
@@ -74,7 +74,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&v.state, "state", "", "directory remembering the last verified checkpoint per origin (rollback and fork detection)")
-	fs.StringVar(&v.token, "token", envOr("CAIRN_TOKEN", ""), "API key for reading a log over HTTP (CAIRN_TOKEN)")
+	fs.StringVar(&v.token, "token", "", "API key for reading a log over HTTP (default: CAIRN_TOKEN)")
 	fs.BoolVar(&v.json, "json", false, "print the result as JSON")
 }
 
@@ -101,7 +101,7 @@ func verifyLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() != 1 {
 		return usageError{"usage: cairn verify log [flags] DIR|URL"}
@@ -109,7 +109,7 @@ func verifyLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	target := fs.Arg(0)
 	var src verify.Source
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
-		h, err := verify.NewHTTP(target, vf.token, &http.Client{Timeout: 2 * time.Minute})
+		h, err := verify.NewHTTP(target, tokenOrEnv(vf.token), &http.Client{Timeout: 2 * time.Minute})
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -201,7 +201,7 @@ func verifyReceipt(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() != 2 || len(vf.keys) == 0 {
 		return usageError{"usage: cairn verify receipt --key VKEY EVENT.json RECEIPT.tlog-proof"}
@@ -285,7 +285,7 @@ func verifyConsistency(ctx context.Context, args []string, stdout, stderr io.Wri
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() != 2 || len(vf.keys) == 0 || (*proofFile != "" && *logURL != "") {
 		return usageError{"usage: cairn verify consistency --key VKEY (--proof FILE | --url LOG) OLD NEW"}
@@ -303,7 +303,7 @@ func verifyConsistency(ctx context.Context, args []string, stdout, stderr io.Wri
 		return usageError{err.Error()}
 	}
 	fetch := func(from, to int64) ([]tlog.Hash, error) {
-		return fetchConsistency(ctx, *logURL, vf.token, from, to)
+		return fetchConsistency(ctx, *logURL, tokenOrEnv(vf.token), from, to)
 	}
 	var hashes []tlog.Hash
 	oldCP, errOld := v.Checkpoint(older)
