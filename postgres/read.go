@@ -101,6 +101,20 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 		args = append(args, a)
 		where = append(where, strings.ReplaceAll(clause, "?", "$"+strconv.Itoa(len(args))))
 	}
+	// addN adds a clause with several placeholders, numbered in order.
+	addN := func(clause string, a ...any) {
+		var b strings.Builder
+		for _, r := range clause {
+			if r == '?' {
+				args = append(args, a[0])
+				a = a[1:]
+				b.WriteString("$" + strconv.Itoa(len(args)))
+				continue
+			}
+			b.WriteRune(r)
+		}
+		where = append(where, b.String())
+	}
 	add("e.org_id = ?", orgID)
 	if f.Context != "" {
 		ref, err := s.resolve(ctx, s.pool, org, f.Context)
@@ -130,6 +144,30 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 			add(c.col+" = ?", c.val)
 		}
 	}
+	if f.GroupPrefix != "" {
+		p := strings.TrimRight(f.GroupPrefix, "/")
+		if p == "" {
+			return "", nil, nil
+		}
+		clause, a := groupClause(nil, []string{p})
+		addN(clause, a...)
+	}
+	if f.SkipBuiltin && f.Context != cairn.BuiltinContext {
+		ref, err := s.resolve(ctx, s.pool, org, cairn.BuiltinContext)
+		if err != nil && cairn.ErrorCode(err) != cairn.ENotFound {
+			return "", nil, err
+		}
+		if err == nil {
+			add("e.ctx_id <> ?", ref.id)
+		}
+	}
+	if f.Scopes != nil {
+		clause, a, err := s.scopeClause(ctx, org, f.Scopes)
+		if err != nil || clause == "" {
+			return "", nil, err
+		}
+		addN(clause, a...)
+	}
 	if !f.Since.IsZero() {
 		add("e.event_time >= ?", f.Since.UTC())
 	}
@@ -150,6 +188,73 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM events e WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY e.gid DESC LIMIT $" + strconv.Itoa(len(args))
 	return q, args, nil
+}
+
+// groupClause is the SQL condition that an event's group id is one of ids
+// or lies under one of prefixes at '/' boundaries: equal to the prefix, or
+// in the range [p+"/", p+"0") ('0' is the byte after '/'), which the
+// events_group index (COLLATE "C", byte order) can walk. "false" if there
+// is neither.
+func groupClause(ids, prefixes []string) (string, []any) {
+	var ors []string
+	var args []any
+	if len(ids) > 0 {
+		ors = append(ors, "e.group_id = ANY(?::text[])")
+		args = append(args, ids)
+	}
+	for _, p := range prefixes {
+		p = strings.TrimRight(p, "/")
+		if p == "" {
+			continue
+		}
+		ors = append(ors, "(e.group_id = ? OR (e.group_id >= ? AND e.group_id < ?))")
+		args = append(args, p, p+"/", p+"0")
+	}
+	if len(ors) == 0 {
+		return "false", nil
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args
+}
+
+// scopeClause is the SQL condition that at least one of scopes admits an
+// event. An empty clause means nothing is admitted (no scopes, or only
+// scopes of unknown contexts).
+func (s *Store) scopeClause(ctx context.Context, org string, scopes []cairn.ReadScope) (string, []any, error) {
+	var ors []string
+	var args []any
+	for _, sc := range scopes {
+		var parts []string
+		if len(sc.Contexts) > 0 {
+			var ids []string
+			for _, name := range sc.Contexts {
+				ref, err := s.resolve(ctx, s.pool, org, name)
+				if cairn.ErrorCode(err) == cairn.ENotFound {
+					continue
+				}
+				if err != nil {
+					return "", nil, err
+				}
+				ids = append(ids, strconv.FormatInt(ref.id, 10))
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			parts = append(parts, "e.ctx_id IN ("+strings.Join(ids, ",")+")")
+		}
+		if sc.Grouped() {
+			clause, a := groupClause(sc.Groups, sc.GroupPrefixes)
+			parts = append(parts, clause)
+			args = append(args, a...)
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "true")
+		}
+		ors = append(ors, "("+strings.Join(parts, " AND ")+")")
+	}
+	if len(ors) == 0 {
+		return "", nil, nil
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args, nil
 }
 
 // ReadHashes implements cairn.LogReader.
