@@ -42,15 +42,16 @@ func nodes(t *testing.T, n int) []*postgres.Store {
 func TestConcurrentStartMigratesOnce(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, 4)
+	const want = 2 // migrations in schema.go
 	for i, s := range ns {
 		v, err := s.SchemaVersion(t.Context())
-		if err != nil || v != 1 {
+		if err != nil || v != want {
 			t.Fatalf("node %d: schema version %d, %v", i, v, err)
 		}
 	}
 	var n int
-	if err := ns[0].Pool().QueryRow(t.Context(), `SELECT count(*) FROM cairn_migrations`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("cairn_migrations has %d rows (%v), want 1", n, err)
+	if err := ns[0].Pool().QueryRow(t.Context(), `SELECT count(*) FROM cairn_migrations`).Scan(&n); err != nil || n != want {
+		t.Fatalf("cairn_migrations has %d rows (%v), want %d", n, err, want)
 	}
 	parts, err := ns[0].Partitions(t.Context())
 	if err != nil {

@@ -199,22 +199,30 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *cairn.APIKey) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO api_keys (id, org_id, name, prefix, hash, admin, created_at, expires_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, k.ID, orgID, k.Name, k.Prefix, k.Hash[:], k.Admin,
-		k.CreatedAt.UTC(), ts(k.ExpiresAt), ts(k.RevokedAt))
-	if pgCode(err) == uniqueViolation {
+	kind := k.Kind
+	if kind == "" {
+		kind = cairn.KeyKindAPI
+	}
+	var principal any
+	if k.PrincipalID != "" {
+		principal = k.PrincipalID
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO api_keys (id, org_id, name, prefix, hash, admin, created_at, expires_at, revoked_at, principal_id, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, k.ID, orgID, k.Name, k.Prefix, k.Hash[:], k.Admin,
+		k.CreatedAt.UTC(), ts(k.ExpiresAt), ts(k.RevokedAt), principal, kind)
+	switch pgCode(err) {
+	case uniqueViolation:
 		return cairn.Errorf(cairn.EConflict, "api key already exists")
+	case foreignKeyViolation:
+		return cairn.Errorf(cairn.ENotFound, "principal %q not found", k.PrincipalID)
 	}
 	return dbErr("insert api key", err)
 }
 
 // LookupAPIKey implements cairn.Store.
 func (s *Store) LookupAPIKey(ctx context.Context, hash [32]byte) (*cairn.APIKey, error) {
-	var k cairn.APIKey
-	var expires, revoked *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT k.id, o.name, k.name, k.prefix, k.admin, k.created_at, k.expires_at, k.revoked_at
-		FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.hash = $1`, hash[:]).
-		Scan(&k.ID, &k.Org, &k.Name, &k.Prefix, &k.Admin, &k.CreatedAt, &expires, &revoked)
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+`
+		FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE k.hash = $1`, hash[:]))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, cairn.Errorf(cairn.ENotFound, "api key not found")
 	}
@@ -222,6 +230,22 @@ func (s *Store) LookupAPIKey(ctx context.Context, hash [32]byte) (*cairn.APIKey,
 		return nil, dbErr("lookup api key", err)
 	}
 	k.Hash = hash
+	return k, nil
+}
+
+const keyColumns = `k.id, o.name, k.name, k.prefix, k.admin, k.created_at, k.expires_at, k.revoked_at, k.principal_id, k.kind`
+
+// scanKey scans keyColumns (the hash is not among them).
+func scanKey(row pgx.Row) (*cairn.APIKey, error) {
+	var k cairn.APIKey
+	var expires, revoked *time.Time
+	var principal *string
+	if err := row.Scan(&k.ID, &k.Org, &k.Name, &k.Prefix, &k.Admin, &k.CreatedAt, &expires, &revoked, &principal, &k.Kind); err != nil {
+		return nil, err
+	}
+	if principal != nil {
+		k.PrincipalID = *principal
+	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.ExpiresAt, k.RevokedAt = fromTS(expires), fromTS(revoked)
 	return &k, nil

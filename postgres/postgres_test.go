@@ -86,3 +86,8 @@ func open(t *testing.T) *postgres.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func TestAccessConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunAccess(t, factory)
+}

@@ -93,6 +93,55 @@ func TestLeastPrivilege(t *testing.T) {
 	if err := app.CreateAPIKey(ctx, &cairn.APIKey{ID: "k1", Org: "acme", Name: "k", Prefix: "p", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	// Access control: every write of cairn.AccessStore.
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for _, pr := range []*cairn.Principal{
+		{ID: "p-ann", Org: "acme", Kind: cairn.PrincipalUser, Name: "ann", CreatedAt: now, UpdatedAt: now},
+		{ID: "p-g", Org: "acme", Kind: cairn.PrincipalGroup, Name: "g", CreatedAt: now, UpdatedAt: now},
+	} {
+		if err := app.CreatePrincipal(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off := true
+	if _, err := app.UpdatePrincipal(ctx, "acme", cairn.PrincipalUser, "ann", cairn.PrincipalUpdate{Disabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.AddGroupMember(ctx, "acme", "g", "user/ann"); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.RemoveGroupMember(ctx, "acme", "g", "user/ann"); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.AddGroupMember(ctx, "acme", "g", "user/ann"); err != nil {
+		t.Fatal(err)
+	}
+	pol := &cairn.Policy{Org: "acme", Name: "p", Context: "app", Bindings: []cairn.Binding{{Permissions: []string{"view"}, Principals: []string{"user/ann"}}}}
+	for range 2 {
+		if _, err := app.PutPolicy(ctx, pol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.CreateAPIKey(ctx, &cairn.APIKey{ID: "k2", Org: "acme", Name: "s", Prefix: "q", Hash: [32]byte{2}, CreatedAt: now, PrincipalID: "p-ann", Kind: cairn.KeyKindSession}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.RevokeAPIKey(ctx, "acme", "k1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.DeletePrincipal(ctx, "acme", cairn.PrincipalUser, "ann", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.DeletePolicy(ctx, "acme", "p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE api_keys SET revoked_at = NULL`, `UPDATE api_keys SET principal_id = 'p-g'`} {
+		if _, err := app.Pool().Exec(ctx, q); err == nil {
+			t.Errorf("%s: allowed", q)
+		}
+	}
+	if _, err := app.Pool().Exec(ctx, `UPDATE api_keys SET name = 'x'`); err == nil || !strings.Contains(err.Error(), "42501") {
+		t.Errorf("UPDATE api_keys SET name: %v, want a privilege error (42501)", err)
+	}
 	f := storetest.NewForwarder("acme", "siem")
 	if err := app.CreateForwarder(ctx, f); err != nil {
 		t.Fatal(err)

@@ -233,6 +233,64 @@ CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
 CREATE TRIGGER cosignatures_no_truncate BEFORE TRUNCATE ON cosignatures
 	FOR EACH STATEMENT EXECUTE FUNCTION cairn_append_only();
 `},
+	// 2: access control (issue 4): principals (users, service accounts,
+	// groups, workload identities), group memberships, policies, and keys
+	// that act as a principal (API keys and login sessions). The same
+	// model as the embedded engine's migration 5.
+	{name: "access control: principals, group members, policies, keys of principals", sql: `
+CREATE TABLE principals (
+	id          text COLLATE "C" PRIMARY KEY,
+	org_id      bigint NOT NULL REFERENCES orgs(id),
+	kind        text COLLATE "C" NOT NULL,
+	name        text COLLATE "C" NOT NULL,
+	description text NOT NULL DEFAULT '',
+	email       text NOT NULL DEFAULT '',
+	password    text NOT NULL DEFAULT '',  -- argon2id PHC string, users only
+	disabled    boolean NOT NULL DEFAULT false,
+	created_at  timestamptz NOT NULL,
+	updated_at  timestamptz NOT NULL,
+	UNIQUE (org_id, kind, name)
+);
+
+CREATE TABLE group_members (
+	group_id  text COLLATE "C" NOT NULL REFERENCES principals(id),
+	member_id text COLLATE "C" NOT NULL REFERENCES principals(id),
+	PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX group_members_member ON group_members (member_id);
+
+-- bindings: [{"permissions", "principals", "event_groups", "group_prefixes"}]
+CREATE TABLE policies (
+	org_id      bigint NOT NULL REFERENCES orgs(id),
+	name        text COLLATE "C" NOT NULL,
+	description text NOT NULL DEFAULT '',
+	context     text COLLATE "C" NOT NULL,
+	bindings    jsonb NOT NULL,
+	created_at  timestamptz NOT NULL,
+	updated_at  timestamptz NOT NULL,
+	PRIMARY KEY (org_id, name)
+);
+
+ALTER TABLE api_keys ADD COLUMN principal_id text COLLATE "C" REFERENCES principals(id);
+ALTER TABLE api_keys ADD COLUMN kind text NOT NULL DEFAULT 'key';
+CREATE INDEX api_keys_principal ON api_keys (principal_id) WHERE principal_id IS NOT NULL;
+CREATE INDEX api_keys_org ON api_keys (org_id, created_at);
+
+-- Defence in depth for the one UPDATE nodes may do on api_keys (revoking,
+-- detaching a deleted principal): a revocation is never undone or moved,
+-- and a key never changes to another principal.
+CREATE FUNCTION cairn_key_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (OLD.revoked_at IS NOT NULL AND NEW.revoked_at IS DISTINCT FROM OLD.revoked_at)
+		OR (NEW.principal_id IS NOT NULL AND NEW.principal_id IS DISTINCT FROM OLD.principal_id) THEN
+		RAISE EXCEPTION 'cairn: a key revocation is final and a key keeps its principal'
+			USING ERRCODE = 'integrity_constraint_violation';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER api_keys_update BEFORE UPDATE ON api_keys
+	FOR EACH ROW EXECUTE FUNCTION cairn_key_update();
+`},
 }
 
 // migrate applies the pending migrations. Nodes starting at once take a
@@ -302,6 +360,8 @@ const AppGrants = `
 GRANT USAGE ON SCHEMA cairn TO cairn_app;
 GRANT SELECT ON cairn_migrations TO cairn_app;
 GRANT SELECT, INSERT ON events, cosignatures, idempotency, api_keys, orgs TO cairn_app;
+GRANT UPDATE (revoked_at, principal_id) ON api_keys TO cairn_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON principals, group_members, policies TO cairn_app;
 GRANT SELECT, INSERT, UPDATE (note) ON checkpoints TO cairn_app;
 GRANT SELECT, INSERT, UPDATE ON contexts, commit_clocks, witness_configs, witness_status, signing_keys TO cairn_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON forwarders, forwarder_cursors TO cairn_app;
