@@ -37,9 +37,11 @@ func (p *proc) cliAs(t *testing.T, env []string, stdin string, args ...string) (
 }
 
 // TestAccessControlCLI drives orgs, principals, keys, policies, the access
-// report and cairn login through the real binary.
-func TestAccessControlCLI(t *testing.T) {
-	p := startServer(t, t.TempDir())
+// report and cairn login through the real binary, on every engine.
+func TestAccessControlCLI(t *testing.T) { forEachEngine(t, testAccessControlCLI) }
+
+func testAccessControlCLI(t *testing.T, e *serveEngine) {
+	p := e.start(t, t.TempDir())
 	ctx := ctxTimeout(t, 2*time.Minute)
 	admin := []string{"CAIRN_TOKEN=" + testToken}
 	run := func(env []string, stdin string, args ...string) string {
