@@ -211,6 +211,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		return nil, dbErr("insert events", err)
 	}
 	batch := &pgx.Batch{}
+	queueTimeMarks(batch, src.rows)
 	var newHeads []*head
 	for _, id := range ctxIDs {
 		h := heads[id]

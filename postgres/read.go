@@ -64,7 +64,12 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	if err != nil || q == "" {
 		return &cairn.Page{}, err
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
+	// Planned with the values every time (an unnamed statement): a
+	// cached generic plan cannot see how narrow a time window or a gid
+	// stretch is, and picked a bitmap scan and a sort of the whole window
+	// (5 s at 10 million events) where the custom plan walks an index for
+	// a millisecond.
+	rows, err := s.pool.Query(ctx, q, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		return nil, dbErr("search", err)
 	}
@@ -135,8 +140,14 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 		add("e.action < ?", f.ActionPrefix+"\U0010FFFF")
 		add("starts_with(e.action, ?)", f.ActionPrefix)
 	}
+	if f.Outcome == cairn.OutcomeFailure {
+		// A literal: the partial index of failures applies to any plan.
+		where = append(where, "e.outcome = 'failure'")
+	} else if f.Outcome != "" {
+		add("e.outcome = ?", f.Outcome)
+	}
 	for _, c := range []struct{ col, val string }{
-		{"e.kind", f.Kind}, {"e.outcome", f.Outcome},
+		{"e.kind", f.Kind},
 		{"e.actor_id", f.ActorID}, {"e.actor_type", f.ActorType}, {"e.actor_email", f.ActorEmail},
 		{"e.target_type", f.TargetType}, {"e.target_id", f.TargetID}, {"e.group_id", f.GroupID},
 	} {
@@ -173,6 +184,17 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	}
 	if !f.Until.IsZero() {
 		add("e.event_time < ?", f.Until.UTC())
+	}
+	if !f.Since.IsZero() || !f.Until.IsZero() {
+		if !f.Until.IsZero() && !f.Until.After(f.Since) {
+			return "", nil, nil
+		}
+		// Every event in the window has a gid between the time marks of
+		// the window's cover (timemarks.go). Both bounds come from the
+		// same snapshot as the rows.
+		var conds []string
+		conds, args = gidBounds(args, f.Since, f.Until)
+		where = append(where, conds...)
 	}
 	if f.Text != "" {
 		tq := textQuery(f.Text)
