@@ -275,12 +275,12 @@ func testEndToEnd(t *testing.T, e *serveEngine) {
 		if _, err := c.Do(ctx, "DELETE", "/api/v1/orgs/default/contexts/app", nil, nil, nil, nil); err == nil {
 			t.Fatal("DELETE of a context succeeded")
 		}
-		_, resp := mustWrite(t, p, "app", `{"action":"hr.update","changes":[{"field":"ssn","old":"123","new":"456"}]}`, httpapi.WriteOptions{})
+		_, resp := mustWrite(t, p, "app", `{"action":"hr.update","changes":[{"field":"ssn","old":"123-45-6789","new":"987-65-4321"}]}`, httpapi.WriteOptions{})
 		if err := json.Unmarshal(resp, &single); err != nil {
 			t.Fatal(err)
 		}
 		raw, _ := c.GetEvent(ctx, "default", "app", single.ID)
-		if bytes.Contains(raw, []byte("456")) {
+		if bytes.Contains(raw, []byte("987-65-4321")) {
 			t.Fatalf("context redaction rule not applied: %s", raw)
 		}
 	})
