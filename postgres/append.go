@@ -23,11 +23,13 @@ import (
 //     ORDER BY id FOR UPDATE. Appends to one context, from any node, are
 //     serialised here, so each reads the size the previous one committed:
 //     contiguous seqs and one tree. Other contexts are not blocked.
-//  2. Compute everything without further locks: leaves, stored hashes (the
-//     right edge of the tree is cached per context between this node's
-//     commits, so usually nothing is read), search columns.
+//  2. Without further locks, give each entry its seq and compute its leaf
+//     and stored hashes (the right edge of the tree is cached per context
+//     between this node's commits, so usually nothing is read).
 //  3. Take the commit clock of each org written (UPDATE commit_clocks …
-//     RETURNING), assign gids, COPY the rows, update the heads, COMMIT.
+//     RETURNING), assign gids, COPY the rows (their search columns and
+//     words are derived while COPY streams, see copySource), widen the
+//     time marks, update the heads, COMMIT.
 //
 // Why the clock: searches page newest-first with a keyset cursor on gid, and
 // a later page must never receive an event that committed after the first
@@ -39,10 +41,11 @@ import (
 // within the org (searches never cross orgs), because PostgreSQL makes a
 // transaction visible before it releases its locks.
 //
-// The cost: appends of one org serialise for steps 3's COPY and COMMIT
+// The cost: appends of one org serialise for step 3's COPY and COMMIT
 // (including the WAL flush). Everything before (decoding, hashing, the
 // head lock wait of other contexts) overlaps. Locks are taken in one order
-// (contexts by id, then clocks by org id), so appends never deadlock.
+// (contexts by id, then clocks by org id, then time marks in key order),
+// so appends never deadlock.
 
 // frontier is the right edge of a context's tree at size: the stored hashes
 // of the complete subtrees a tree of that size decomposes into, which are
