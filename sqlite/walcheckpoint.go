@@ -29,9 +29,19 @@ import (
 // remainder, and the WAL stays bounded. (On a connection of its own, RESTART
 // would starve: SQLite's busy handler polls, and the writer takes the lock
 // again the instant a transaction ends.)
+//
+// RESTART must also wait for readers still using old frames, and a long
+// read (an export streams a whole log in one transaction) would hold the
+// writer's connection — every write — for as long as the busy timeout. So
+// RESTART waits at most walRestartWait, and after a RESTART that could not
+// finish the next one waits walRestartBackoff: the WAL then grows while the
+// long reader lasts, and writes are never held for more than a moment.
 const (
-	walInterval      = 200 * time.Millisecond
-	walRestartFrames = 8192 // pages (32 MiB at 4 KiB pages)
+	walInterval       = 200 * time.Millisecond
+	walRestartFrames  = 8192 // pages (32 MiB at 4 KiB pages)
+	walRestartWait    = 50 * time.Millisecond
+	walRestartBackoff = 2 * time.Second
+	writerBusyTimeout = 10000 // ms, as the writer's DSN sets it
 )
 
 // walCheckpointer copies committed WAL frames into the database file.
@@ -63,6 +73,7 @@ func (c *walCheckpointer) run() {
 	defer close(c.done)
 	t := time.NewTicker(walInterval)
 	defer t.Stop()
+	var nextRestart time.Time
 	for {
 		select {
 		case <-c.stop:
@@ -74,9 +85,12 @@ func (c *walCheckpointer) run() {
 		default:
 			continue // nothing new
 		}
-		logFrames, err := c.checkpoint(c.db, "PASSIVE")
-		if err == nil && logFrames > walRestartFrames {
-			_, err = c.checkpoint(c.writer, "RESTART")
+		logFrames, _, err := c.checkpoint(c.db, "PASSIVE")
+		if err == nil && logFrames > walRestartFrames && !time.Now().Before(nextRestart) {
+			var busy bool
+			if busy, err = c.restart(); err == nil && busy {
+				nextRestart = time.Now().Add(walRestartBackoff)
+			}
 		}
 		if err != nil {
 			c.log.Warn("wal checkpoint failed", "err", err)
@@ -84,14 +98,32 @@ func (c *walCheckpointer) run() {
 	}
 }
 
-// checkpoint runs one checkpoint and returns the WAL's size in frames.
-func (c *walCheckpointer) checkpoint(db *sql.DB, mode string) (int, error) {
+// checkpoint runs one checkpoint on q and returns the WAL's size in frames
+// and whether it could not finish (readers or a writer in the way).
+func (c *walCheckpointer) checkpoint(q querier, mode string) (int, bool, error) {
 	var busy, logFrames, copied int
-	err := db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &copied)
+	err := q.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &copied)
 	if err != nil {
-		return 0, fmt.Errorf("%s checkpoint: %w", mode, err)
+		return 0, false, fmt.Errorf("%s checkpoint: %w", mode, err)
 	}
-	return logFrames, nil
+	return logFrames, busy != 0, nil
+}
+
+// restart runs a RESTART checkpoint on the writer's connection (between
+// two transactions) with a short busy timeout.
+func (c *walCheckpointer) restart() (busy bool, err error) {
+	ctx := context.Background()
+	conn, err := c.writer.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", walRestartWait.Milliseconds())); err != nil {
+		return false, err
+	}
+	defer conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", writerBusyTimeout))
+	_, busy, err = c.checkpoint(conn, "RESTART")
+	return busy, err
 }
 
 // close stops the goroutine and waits for a running checkpoint to end.
