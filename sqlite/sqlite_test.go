@@ -10,29 +10,11 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Opener {
-		path := filepath.Join(t.TempDir(), "cairn.db")
-		return func() cairn.Store {
-			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-	})
+	storetest.Run(t, factory)
 }
 
 func TestWitnessConformance(t *testing.T) {
-	storetest.RunWitness(t, func(t *testing.T) storetest.Opener {
-		path := filepath.Join(t.TempDir(), "cairn.db")
-		return func() cairn.Store {
-			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-	})
+	storetest.RunWitness(t, factory)
 }
 
 // The triggers keep checkpoints append-only: a note may only gain lines.
@@ -65,27 +47,21 @@ func TestCheckpointNoteOnlyGrows(t *testing.T) {
 }
 
 func TestForwarderConformance(t *testing.T) {
-	storetest.RunForwarders(t, func(t *testing.T) storetest.Opener {
-		path := filepath.Join(t.TempDir(), "cairn.db")
-		return func() cairn.Store {
-			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-	})
+	storetest.RunForwarders(t, factory)
 }
 
 func TestAccessConformance(t *testing.T) {
-	storetest.RunAccess(t, func(t *testing.T) storetest.Opener {
-		path := filepath.Join(t.TempDir(), "cairn.db")
-		return func() cairn.Store {
-			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+	storetest.RunAccess(t, factory)
+}
+
+// factory opens a fresh database file per subtest.
+func factory(t *testing.T) storetest.Opener {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	return func() cairn.Store {
+		s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		return s
+	}
 }
