@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,40 +28,8 @@ func startAgent(t *testing.T, server, journal, listen string) *agentProc {
 	t.Helper()
 	cmd := exec.Command(binary, "agent", "--listen", listen, "--org", "default", "--journal", journal)
 	cmd.Env = append(os.Environ(), "CAIRN_SERVER="+server, "CAIRN_TOKEN="+testToken)
-	pr, pw := io.Pipe()
-	a := &agentProc{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = io.MultiWriter(pw, a.stderr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(a.exited)
-	}()
-	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "cairn agent listening" {
-				addrCh <- line.Addr
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case a.addr = <-addrCh:
-	case <-a.exited:
-		t.Fatalf("agent exited before listening:\n%s", a.stderr)
-	case <-time.After(30 * time.Second):
-		a.kill()
-		t.Fatalf("agent did not start:\n%s", a.stderr)
-	}
+	a := &agentProc{cmd: cmd}
+	a.addr, a.stderr, a.exited = launch(t, cmd, "cairn agent listening")
 	t.Cleanup(a.kill)
 	return a
 }

@@ -77,16 +77,30 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *proc {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extraArgs...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "CAIRN_BOOTSTRAP_TOKEN="+testToken)
+	p := &proc{t: t, cmd: cmd, dataDir: dataDir}
+	p.addr, p.stderr, p.exited = launch(t, cmd, "cairn listening")
+	p.client = &httpapi.Client{BaseURL: p.addr, Token: testToken}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill stops the process with SIGKILL (no cleanup of any kind).
+// launch starts cmd and waits for the log line msg that carries its
+// listening address; it fails the test if the process exits or does not
+// get there in 30 s. stderr collects the process's log; exited closes when
+// it has exited.
+func launch(t *testing.T, cmd *exec.Cmd, msg string) (addr string, stderr *lockedBuffer, exited chan struct{}) {
+	t.Helper()
 	pr, pw := io.Pipe()
-	p := &proc{t: t, cmd: cmd, dataDir: dataDir, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = io.MultiWriter(pw, p.stderr)
+	stderr, exited = &lockedBuffer{}, make(chan struct{})
+	cmd.Stderr = io.MultiWriter(pw, stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		cmd.Wait()
 		pw.Close()
-		close(p.exited)
+		close(exited)
 	}()
 	addrCh := make(chan string, 1)
 	go func() {
@@ -96,7 +110,7 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *proc {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "cairn listening" {
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == msg {
 				addrCh <- line.Addr
 				break
 			}
@@ -104,19 +118,17 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *proc {
 		io.Copy(io.Discard, pr)
 	}()
 	select {
-	case p.addr = <-addrCh:
-	case <-p.exited:
-		t.Fatalf("cairn exited before listening:\n%s", p.stderr)
+	case addr = <-addrCh:
+	case <-exited:
+		t.Fatalf("%s exited before listening:\n%s", cmd.Args[1], stderr)
 	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Fatalf("cairn did not start:\n%s", p.stderr)
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("%s did not start:\n%s", cmd.Args[1], stderr)
 	}
-	p.client = &httpapi.Client{BaseURL: p.addr, Token: testToken}
-	t.Cleanup(p.kill)
-	return p
+	return addr, stderr, exited
 }
 
-// kill stops the process with SIGKILL (no cleanup of any kind).
 func (p *proc) kill() {
 	if p.cmd.Process != nil {
 		p.cmd.Process.Kill()
