@@ -21,6 +21,9 @@ const insertEvent = `INSERT INTO events
 // with one fsync (group commit happens above, in ingest).
 func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cairn.AppendResult, error) {
 	results := make([]cairn.AppendResult, len(reqs))
+	if err := s.ix.admit(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.txErr("begin append", err)
@@ -32,9 +35,6 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	if a.hash, err = tx.PrepareContext(ctx, selectHashes); err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	if a.text, err = tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	heads := map[int64]*head{}
@@ -99,6 +99,7 @@ func (s *Store) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cair
 		return nil, s.txErr("commit append", err)
 	}
 	s.wal.committed()
+	s.ix.added(a.indexed)
 	return results, nil
 }
 
@@ -144,9 +145,10 @@ func (s *Store) replay(ctx context.Context, tx *sql.Tx, ctxID int64, req *cairn.
 }
 
 type appender struct {
-	tx                *sql.Tx
-	event, hash, text *sql.Stmt // hash reads a row's stored hashes
-	leaf, hashes      []byte
+	tx           *sql.Tx
+	event, hash  *sql.Stmt // hash reads a row's stored hashes
+	leaf, hashes []byte
+	indexed      []indexItem // for the search index, once committed
 }
 
 // head is a context's tree during the transaction: the committed size plus
@@ -194,9 +196,7 @@ func (a *appender) appendEntry(ctx context.Context, ref ctxRef, h *head, en *cai
 	if err != nil {
 		return cairn.Committed{}, err
 	}
-	if _, err := a.text.ExecContext(ctx, gid, indexBody(ref.orgID, ref.id, e, hashes[0])); err != nil {
-		return cairn.Committed{}, fmt.Errorf("index event: %w", err)
-	}
+	a.indexed = append(a.indexed, indexItem{gid: gid, orgID: ref.orgID, ctxID: ref.id, event: e, leafHash: hashes[0]})
 	h.size = seq + 1
 	return cairn.Committed{ID: e.ID, Seq: seq, LeafHash: hashes[0]}, nil
 }

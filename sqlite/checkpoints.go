@@ -49,11 +49,9 @@ func (s *Store) Checkpoints(ctx context.Context, org, context string, from, to i
 	return out, nil
 }
 
-// LeafIndex implements cairn.LogReader. The schema keeps no index of leaf
-// hashes, so this walks the context's rows in sequence order comparing the
-// level-0 stored hash (the first 32 bytes of each row's hashes): linear in
-// size. A hash lookup index would make it logarithmic at the cost of one
-// more B-tree insert per appended event.
+// LeafIndex implements cairn.LogReader. The search index holds a token of
+// every leaf hash (index.go), which finds the candidate rows; the stored
+// level-0 hash decides. Events not indexed yet (indexer.go) are walked.
 func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byte, size int64) (int64, error) {
 	if size < 0 {
 		return 0, cairn.Errorf(cairn.EInvalid, "tree size %d is negative", size)
@@ -62,13 +60,30 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 	if err != nil {
 		return 0, err
 	}
-	// The search index holds a token of every leaf hash (index.go); the
-	// stored level-0 hash decides.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("find leaf hash: %w", err)
+	}
+	defer tx.Rollback()
+	var w int64
+	if s.ix != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT indexed FROM ix.state WHERE id = 0`).Scan(&w); err != nil {
+			return 0, fmt.Errorf("find leaf hash: read index watermark: %w", err)
+		}
+	}
 	var seq int64
-	err = s.r.QueryRowContext(ctx, `SELECT e.seq FROM events_index t CROSS JOIN events e ON e.gid = t.rowid
-		WHERE events_index MATCH ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
-		ORDER BY t.rowid LIMIT 1`,
-		quote(leafHashToken(hash)), ref.id, size, hash[:]).Scan(&seq)
+	err = sql.ErrNoRows
+	if w > 0 {
+		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM ix.events_index t CROSS JOIN events e ON e.gid = t.rowid
+			WHERE t.events_index MATCH ? AND t.rowid <= ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
+			ORDER BY t.rowid LIMIT 1`,
+			quote(leafHashToken(hash)), w, ref.id, size, hash[:]).Scan(&seq)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM events e NOT INDEXED
+			WHERE e.gid > ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
+			ORDER BY e.gid LIMIT 1`, w, ref.id, size, hash[:]).Scan(&seq)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, cairn.Errorf(cairn.ENotFound, "no leaf with this hash in the first %d leaves", size)
 	}

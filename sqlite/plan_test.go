@@ -40,28 +40,42 @@ func TestSearchPlansDoNotSort(t *testing.T) {
 		{Text: "zebra", ActorID: "u1", Before: 100},
 	} {
 		f.Limit = 50
-		q, args, err := s.searchQuery(t.Context(), 1, "acme", f)
+		p, err := s.searchPlan(t.Context(), 1, "acme", f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatalf("%+v: %v\n%s", f, err, q)
+		queries := map[string]searchQuery{"walk": p.walk()}
+		if p.match != "" {
+			queries = map[string]searchQuery{"tail": p.tail(1000), "index": p.indexed(1000)}
 		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
+		for name, q := range queries {
+			plan := explain(t, s, q)
+			if strings.Contains(plan, "TEMP B-TREE") {
+				t.Errorf("%+v %s sorts: %s", f, name, plan)
 			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "; "); strings.Contains(p, "TEMP B-TREE") {
-			t.Errorf("%+v sorts: %s", f, p)
-		} else {
-			t.Logf("%+v: %s", f, p)
+			if name == "tail" && !strings.Contains(plan, "rowid>?") {
+				t.Errorf("%+v: the tail does not seek past the watermark: %s", f, plan)
+			}
+			t.Logf("%+v %s: %s", f, name, plan)
 		}
 	}
+}
+
+func explain(t *testing.T, s *Store, q searchQuery) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.sql, append(q.args, 51)...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, q.sql)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
 }

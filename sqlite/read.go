@@ -50,56 +50,156 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	if f.Limit <= 0 || f.Limit > MaxLimit {
 		return nil, cairn.Errorf(cairn.EInvalid, "limit must be between 1 and %d", MaxLimit)
 	}
-	q, args, err := s.searchQuery(ctx, orgID, org, f)
-	if err != nil || q == "" {
+	p, err := s.searchPlan(ctx, orgID, org, f)
+	if err != nil || p == nil {
 		return &cairn.Page{}, err
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	if p.text {
+		if s.ix == nil {
+			return nil, cairn.Errorf(cairn.EUnavailable, "free-text search needs the search index, which a read-only store does not open")
+		}
+		if err := s.ix.caughtUp(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// One read transaction: the watermark, the tail above it and the index
+	// below it are one snapshot (indexer.go).
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	defer rows.Close()
+	defer tx.Rollback()
+	var queries []searchQuery
+	if p.match == "" {
+		queries = []searchQuery{p.walk()}
+	} else {
+		var w int64
+		if s.ix != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT indexed FROM ix.state WHERE id = 0`).Scan(&w); err != nil {
+				return nil, fmt.Errorf("search: read index watermark: %w", err)
+			}
+		}
+		if !p.text {
+			queries = append(queries, p.tail(w))
+		}
+		if w > 0 {
+			queries = append(queries, p.indexed(w))
+		}
+	}
 	page := &cairn.Page{}
+	for _, q := range queries {
+		if err := s.searchRows(ctx, tx, q, p, org, page); err != nil || page.Next != 0 {
+			return page, err
+		}
+	}
+	return page, nil
+}
+
+// searchRows runs one query of a search, adding its rows to page; when the
+// page is full and another row exists, it sets page.Next.
+func (s *Store) searchRows(ctx context.Context, tx *sql.Tx, q searchQuery, p *searchPlan, org string, page *cairn.Page) error {
+	rows, err := tx.QueryContext(ctx, q.sql, append(q.args, p.limit+1-len(page.Items))...)
+	if err != nil {
+		return fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var e cairn.StoredEvent
 		var ctxID int64
 		var id []byte
 		if err := rows.Scan(&e.Cursor, &ctxID, &e.Seq, &id, &e.Leaf); err != nil {
-			return nil, err
+			return err
 		}
-		if len(page.Items) == f.Limit {
+		if len(page.Items) == p.limit {
 			page.Next = page.Items[len(page.Items)-1].Cursor
-			break
+			return nil
 		}
 		e.Org = org
 		if e.Context, err = s.contextName(ctx, ctxID); err != nil {
-			return nil, err
+			return err
 		}
 		u, err := uuid.FromBytes(id)
 		if err != nil {
-			return nil, fmt.Errorf("stored event id: %w", err)
+			return fmt.Errorf("stored event id: %w", err)
 		}
 		e.ID = u.String()
 		e.LeafHash = tlog.RecordHash(e.Leaf)
 		page.Items = append(page.Items, &e)
 	}
-	return page, rows.Err()
+	return rows.Err()
 }
 
-// searchQuery builds the SQL of a search. An empty query means nothing can
-// match (an unknown context, a text query without words).
+// A searchPlan is a search as SQL conditions on the event's columns plus,
+// when any filter has index tokens (see index.go), an FTS5 query.
+type searchPlan struct {
+	where  []string // conditions on events e, every filter
+	args   []any
+	match  string // FTS5 query; empty: no filter has tokens
+	text   bool   // free text, which only the index can decide
+	before int64  // the cursor: gids below it
+	limit  int
+}
+
+const searchColumns = "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM "
+
+// A searchQuery is one SQL query of a search; its last parameter is the
+// number of rows to read.
+type searchQuery struct {
+	sql  string
+	args []any
+}
+
+func (p *searchPlan) query(from string, extra []string, extraArgs []any, order string) searchQuery {
+	where := append(slices.Clip(p.where), extra...)
+	return searchQuery{
+		sql:  searchColumns + from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " DESC LIMIT ?",
+		args: append(slices.Clip(p.args), extraArgs...),
+	}
+}
+
+// walk walks the table backwards by gid, filtering on the columns.
+func (p *searchPlan) walk() searchQuery {
+	var extra []string
+	var args []any
+	if p.before > 0 {
+		extra, args = append(extra, "e.gid < ?"), append(args, p.before)
+	}
+	return p.query("events e NOT INDEXED", extra, args, "e.gid")
+}
+
+// tail walks the events above the index watermark w, newest first.
+func (p *searchPlan) tail(w int64) searchQuery {
+	extra, args := []string{"e.gid > ?"}, []any{w}
+	if p.before > 0 {
+		extra, args = append(extra, "e.gid < ?"), append(args, p.before)
+	}
+	return p.query("events e NOT INDEXED", extra, args, "e.gid")
+}
+
+// indexed lets FTS5 yield the matching gids up to w newest first, starting
+// below the cursor, and looks each up by gid.
+func (p *searchPlan) indexed(w int64) searchQuery {
+	bound := w
+	if p.before > 0 {
+		bound = min(w, p.before-1)
+	}
+	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = t.rowid",
+		[]string{"t.events_index MATCH ?", "t.rowid <= ?"}, []any{p.match, bound}, "t.rowid")
+}
+
+// searchPlan builds the plan of a search; nil means nothing can match (an
+// unknown context, a text query without words).
 //
-// When any filter has index tokens (see index.go), events_index drives the
-// walk: FTS5 yields the matching rowids (= gid) newest first, starting below
-// the cursor, and each is looked up by gid. Otherwise the table is walked
-// backwards by gid. Either way every filter is re-checked on the event's
-// columns, and nothing is sorted.
-func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cairn.Filter) (string, []any, error) {
-	var where []string
-	args := []any{}
+// Every filter is a condition on the event's columns, so the table walk and
+// the tail need nothing else; the index's tokens only find candidates
+// faster (hash tokens can collide). Free text is the exception: it has no
+// column, and only the index decides it. Nothing is sorted: every query
+// walks gids newest first.
+func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn.Filter) (*searchPlan, error) {
+	p := &searchPlan{before: f.Before, limit: f.Limit}
 	add := func(clause string, a ...any) {
-		where = append(where, clause)
-		args = append(args, a...)
+		p.where = append(p.where, clause)
+		p.args = append(p.args, a...)
 	}
 	var match matchQuery
 	key := func(field byte, v string) { match.and(token(orgID, field, v)) }
@@ -107,10 +207,10 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.Context != "" {
 		ref, err := s.resolve(ctx, s.r, org, f.Context)
 		if cairn.ErrorCode(err) == cairn.ENotFound {
-			return "", nil, nil
+			return nil, nil
 		}
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		add("e.ctx_id = ?", ref.id)
 		key(tokContext, strconv.FormatInt(ref.id, 10))
@@ -148,7 +248,7 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.GroupPrefix != "" {
 		p := strings.TrimRight(f.GroupPrefix, "/")
 		if p == "" {
-			return "", nil, nil
+			return nil, nil
 		}
 		clause, a := groupClause(nil, []string{p})
 		add(clause, a...)
@@ -157,7 +257,7 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.SkipBuiltin && f.Context != cairn.BuiltinContext {
 		ref, err := s.resolve(ctx, s.r, org, cairn.BuiltinContext)
 		if err != nil && cairn.ErrorCode(err) != cairn.ENotFound {
-			return "", nil, err
+			return nil, err
 		}
 		if err == nil {
 			add("e.ctx_id != ?", ref.id)
@@ -166,7 +266,7 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.Scopes != nil {
 		clause, a, toks, err := s.scopeClause(ctx, orgID, org, f.Scopes)
 		if err != nil || clause == "" {
-			return "", nil, err
+			return nil, err
 		}
 		add(clause, a...)
 		if len(toks) > 0 {
@@ -187,28 +287,18 @@ func (s *Store) searchQuery(ctx context.Context, orgID int64, org string, f cair
 	if f.Text != "" {
 		words := textTerms(f.Text)
 		if len(words) == 0 {
-			return "", nil, nil
+			return nil, nil
 		}
 		for _, w := range words {
 			match.and(w)
 		}
+		p.text = true
 	}
 	if f.SkipBuiltin && f.Context == "" && len(match.terms) == 0 {
 		match.and(token(orgID, tokNotBuiltin, "1"))
 	}
-	from, order := "events e NOT INDEXED", "e.gid"
-	if len(match.terms) > 0 {
-		from, order = "events_index t CROSS JOIN events e ON e.gid = t.rowid", "t.rowid"
-		add("events_index MATCH ?", match.String())
-		if f.Before > 0 {
-			add("t.rowid < ?", f.Before)
-		}
-	} else if f.Before > 0 {
-		add("e.gid < ?", f.Before)
-	}
-	q := "SELECT e.gid, e.ctx_id, e.seq, e.id, e.leaf FROM " + from +
-		" WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " DESC LIMIT ?"
-	return q, append(args, f.Limit+1), nil
+	p.match = match.String()
+	return p, nil
 }
 
 // groupClause is the SQL condition that an event's group id is one of ids

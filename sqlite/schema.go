@@ -256,6 +256,18 @@ ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'key';
 CREATE INDEX api_keys_principal ON api_keys (principal_id) WHERE principal_id IS NOT NULL;
 CREATE INDEX api_keys_org ON api_keys (org_id, created_at);
 `},
+
+	// 6: the search index moves to a database file of its own, written
+	// beside the log (indexer.go), which rebuilds it from the events; the
+	// log gets an identity so an index is never used with another log.
+	{sql: `
+DROP TABLE events_index;
+CREATE TABLE identity (
+	id     INTEGER PRIMARY KEY CHECK (id = 0),
+	log_id BLOB NOT NULL
+);
+INSERT INTO identity (id, log_id) VALUES (0, randomblob(16));
+`},
 }
 
 // backfillIndex indexes the events stored before migration 2.

@@ -3,8 +3,10 @@
 //
 // Every Append is one transaction that writes the event rows, their stored
 // Merkle hashes (golang.org/x/mod/sumdb/tlog) and the context head together,
-// and is fsynced (synchronous=FULL) before it returns, so the index and the
+// and is fsynced (synchronous=FULL) before it returns, so the events and the
 // tree can never diverge and an acknowledged event survives power loss.
+// The search index is derived from the log in a second file, beside it
+// (indexer.go).
 //
 // The engine never rewrites or deletes an event, a hash or a checkpoint.
 package sqlite
@@ -44,6 +46,7 @@ type Store struct {
 	w   *sql.DB // one connection: every write is serialised here
 	r   *sql.DB // read-only connections
 	wal *walCheckpointer
+	ix  *indexer // nil in a read-only store
 
 	mu       sync.RWMutex
 	contexts map[ctxKey]ctxRef // name → ids; contexts are never renamed or deleted
@@ -103,16 +106,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", cfg.Path, err)
 	}
-	r, err := sql.Open("sqlite", dsn(cfg.Path, append(common, "query_only(1)", "mmap_size(268435456)"), "deferred"))
+	var logID []byte
+	var maxGID int64
+	if err := w.QueryRowContext(ctx, `SELECT log_id, (SELECT coalesce(max(gid), 0) FROM events) FROM identity`).Scan(&logID, &maxGID); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("read log identity: %w", err)
+	}
+	ixPath := indexPath(cfg.Path)
+	ixdb, indexed, err := openIndex(ctx, ixPath, logID, maxGID, cfg.Logger)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(cfg.Readers)
-	r.SetMaxIdleConns(cfg.Readers)
+	r, err := openReaders(dsn(cfg.Path, append(common, "query_only(1)", "mmap_size(268435456)"), "deferred"), ixPath, cfg.Readers)
+	if err != nil {
+		ixdb.Close()
+		w.Close()
+		return nil, err
+	}
 	s.r = r
+	s.ix = newIndexer(ixdb, r, maxGID, indexed, cfg.Logger)
 	ckpt, err := sql.Open("sqlite", dsn(cfg.Path, common, "deferred"))
 	if err != nil {
+		s.ix.close()
 		r.Close()
 		w.Close()
 		return nil, err
@@ -137,6 +153,9 @@ func (s *Store) Close() error {
 	if s.wal != nil {
 		s.wal.close()
 		errs = append(errs, s.wal.db.Close())
+	}
+	if s.ix != nil {
+		errs = append(errs, s.ix.close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())

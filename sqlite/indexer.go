@@ -1,0 +1,454 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+	sqlite "modernc.org/sqlite"
+)
+
+// The search index lives in a database file of its own, written by a
+// goroutine of its own.
+//
+// Why: SQLite has one writer per database file, and the FTS5 work of an
+// append — tokenising each event's index row, flushing the transaction's
+// tokens as a segment, merging segments — was 55 % of that one writer's
+// time under bulk ingest (docs/performance.md). In a second file the index
+// has a write lock of its own: the indexer writes on the other core while
+// the committer writes the next group into the log.
+//
+// The contract:
+//
+//   - The log database (cairn.db) is the source of truth. The index
+//     (cairn.index.db) is derived from it, and rebuilt from it whenever it
+//     is missing, belongs to another log database, or claims more events
+//     than the log holds.
+//   - The index's state row holds the watermark W: every event with gid ≤ W
+//     is in the index, none above. A search reads W and the index in one read
+//     transaction and finds the events above W — the tail, committed but not
+//     yet indexed — by walking them with its filters' column conditions
+//     (read.go). Free text has no column to check, so a text search first
+//     waits until the index covers every event committed when it began.
+//   - Append waits while more than maxIndexLag events are unindexed, so the
+//     tail a search walks stays short and the queue's memory bounded.
+//   - Index commits are not fsynced (synchronous=NORMAL in WAL mode): a
+//     power loss may lose the last few, the state row with them, and the
+//     next start indexes them again from the log.
+//
+// The committer hands the indexer the events it has just committed (already
+// decoded), so indexing costs no second decode; after a restart, or when the
+// queue does not continue where the index stopped, the indexer reads the
+// missing events from the log instead.
+const (
+	maxIndexLag   = 32768 // unindexed events before Append waits
+	indexBatch    = 4096  // events per index transaction, at most
+	admitTimeout  = 30 * time.Second
+	textWait      = 10 * time.Second
+	indexRetryMin = 100 * time.Millisecond
+	indexRetryMax = 5 * time.Second
+)
+
+// indexSchema is the index database's schema (PRAGMA user_version 1).
+const indexSchema = `
+-- rowid = events.gid in the log database; see index.go for the body.
+CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
+-- Every transaction adds a segment; merge at 16 per level instead of 4.
+-- (A larger hashsize, to write big batches as one segment, was slower:
+-- BenchmarkIndexer.)
+INSERT INTO events_index (events_index, rank) VALUES ('automerge', 16);
+-- log_id: the identity of the log database this index was built from.
+-- indexed: every event with gid <= indexed is in events_index, none above.
+CREATE TABLE state (
+	id      INTEGER PRIMARY KEY CHECK (id = 0),
+	log_id  BLOB NOT NULL,
+	indexed INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
+`
+
+// indexPath is the index database beside the log database.
+func indexPath(logPath string) string {
+	if base, ok := strings.CutSuffix(logPath, ".db"); ok {
+		return base + ".index.db"
+	}
+	return logPath + ".index"
+}
+
+// indexItem is one committed event waiting to be indexed.
+type indexItem struct {
+	gid, orgID, ctxID int64
+	event             *cairn.Event
+	leafHash          [32]byte
+}
+
+// indexer keeps the index database up to date with the log.
+type indexer struct {
+	db     *sql.DB // the index database, one connection
+	log    *sql.DB // the log's readers, for events the queue does not hold
+	logger *slog.Logger
+
+	mu        sync.Mutex
+	queue     []indexItem // committed events, gid ascending
+	committed int64       // highest gid committed to the log
+	indexed   int64       // the watermark W
+	advanced  chan struct{}
+	paused    bool // tests: leave the tail unindexed
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// openIndex opens (creating or rebuilding if needed) the index database of
+// the log whose identity is logID and whose highest gid is maxGID, and
+// returns it with its watermark.
+func openIndex(ctx context.Context, path string, logID []byte, maxGID int64, logger *slog.Logger) (*sql.DB, int64, error) {
+	for attempt := 0; ; attempt++ {
+		db, w, err := tryOpenIndex(ctx, path, logID, maxGID)
+		if err == nil {
+			return db, w, nil
+		}
+		var stale errStaleIndex
+		if !errors.As(err, &stale) || attempt > 0 {
+			return nil, 0, fmt.Errorf("search index %s: %w", path, err)
+		}
+		logger.Warn("rebuilding the search index from the log", "path", path, "reason", stale.reason)
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, 0, fmt.Errorf("remove stale search index: %w", err)
+			}
+		}
+	}
+}
+
+type errStaleIndex struct{ reason string }
+
+func (e errStaleIndex) Error() string { return "stale search index: " + e.reason }
+
+func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) (_ *sql.DB, _ int64, err error) {
+	db, err := sql.Open("sqlite", dsn(path, []string{
+		"busy_timeout(10000)",
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+		"cache_size(-32768)",
+		"journal_size_limit(67108864)",
+	}, "immediate"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return nil, 0, err
+	}
+	switch version {
+	case 0:
+		if _, err := db.ExecContext(ctx, indexSchema); err != nil {
+			return nil, 0, fmt.Errorf("create: %w", err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO state (id, log_id, indexed) VALUES (0, ?, 0)`, logID); err != nil {
+			return nil, 0, fmt.Errorf("create: %w", err)
+		}
+	case 1:
+	default:
+		return nil, 0, errStaleIndex{fmt.Sprintf("schema version %d is unknown to this binary", version)}
+	}
+	var id []byte
+	var w int64
+	if err := db.QueryRowContext(ctx, `SELECT log_id, indexed FROM state WHERE id = 0`).Scan(&id, &w); err != nil {
+		return nil, 0, errStaleIndex{fmt.Sprintf("no state: %v", err)}
+	}
+	if !bytes.Equal(id, logID) {
+		return nil, 0, errStaleIndex{"it was built from another log database"}
+	}
+	if w > maxGID {
+		return nil, 0, errStaleIndex{fmt.Sprintf("it holds events up to %d, the log only up to %d (restored from a backup?)", w, maxGID)}
+	}
+	return db, w, nil
+}
+
+// attachIndex is a connector whose connections see the index database as
+// schema "ix", read-only, beside the log.
+type attachIndex struct {
+	driver.Connector
+	uri string
+}
+
+func (a attachIndex) Connect(ctx context.Context) (driver.Conn, error) {
+	c, err := a.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.(driver.ExecerContext).ExecContext(ctx, "ATTACH DATABASE ? AS ix",
+		[]driver.NamedValue{{Ordinal: 1, Value: a.uri}}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("attach search index: %w", err)
+	}
+	return c, nil
+}
+
+// openReaders opens the log's read connections with the index attached.
+func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
+	base, err := sqlite.NewConnector(logDSN)
+	if err != nil {
+		return nil, err
+	}
+	r := sql.OpenDB(attachIndex{Connector: base, uri: "file:" + indexFile + "?mode=ro"})
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return r, nil
+}
+
+func newIndexer(db, log *sql.DB, committed, indexed int64, logger *slog.Logger) *indexer {
+	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
+		advanced: make(chan struct{}), wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go x.run()
+	x.poke()
+	return x
+}
+
+func (x *indexer) poke() {
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the indexer; what it has not indexed yet is indexed from the
+// log at the next start.
+func (x *indexer) close() error {
+	close(x.stop)
+	<-x.done
+	return x.db.Close()
+}
+
+// added records events the log has just committed (gid ascending).
+func (x *indexer) added(items []indexItem) {
+	if x == nil || len(items) == 0 {
+		return
+	}
+	x.mu.Lock()
+	x.queue = append(x.queue, items...)
+	x.committed = items[len(items)-1].gid
+	x.mu.Unlock()
+	x.poke()
+}
+
+// watermark returns W and the highest committed gid.
+func (x *indexer) watermark() (indexed, committed int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.indexed, x.committed
+}
+
+// wait waits until cond (called under the lock) holds.
+func (x *indexer) wait(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		x.mu.Lock()
+		ok, ch := cond(), x.advanced
+		x.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// admit waits, before an append, until the unindexed tail is short enough.
+func (x *indexer) admit(ctx context.Context) error {
+	if x == nil { // read-only store
+		return nil
+	}
+	if x.wait(ctx, admitTimeout, func() bool { return x.committed-x.indexed < maxIndexLag }) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	indexed, committed := x.watermark()
+	return cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log; writes wait for it", committed-indexed)
+}
+
+// caughtUp waits until every event committed now is indexed (text searches).
+func (x *indexer) caughtUp(ctx context.Context) error {
+	_, target := x.watermark()
+	if x.wait(ctx, textWait, func() bool { return x.indexed >= target }) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	indexed, _ := x.watermark()
+	return cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log; free-text search is unavailable until it catches up", target-indexed)
+}
+
+// setPaused stops or resumes indexing (tests).
+func (x *indexer) setPaused(p bool) {
+	x.mu.Lock()
+	x.paused = p
+	x.mu.Unlock()
+	x.poke()
+}
+
+func (x *indexer) run() {
+	defer close(x.done)
+	retry := indexRetryMin
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-x.wake:
+		}
+		for {
+			n, err := x.step(context.Background())
+			if err != nil {
+				x.logger.Error("search index: indexing failed; retrying", "err", err, "retry_in", retry)
+				select {
+				case <-x.stop:
+					return
+				case <-time.After(retry):
+				}
+				retry = min(2*retry, indexRetryMax)
+				continue
+			}
+			retry = indexRetryMin
+			if n == 0 {
+				break
+			}
+			select {
+			case <-x.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// step indexes the next batch: from the queue when it continues at W,
+// otherwise from the log. It returns how many events it indexed.
+func (x *indexer) step(ctx context.Context) (int, error) {
+	x.mu.Lock()
+	if x.paused {
+		x.mu.Unlock()
+		return 0, nil
+	}
+	w, committed := x.indexed, x.committed
+	x.dropIndexed()
+	var batch []indexItem
+	upto := committed
+	if len(x.queue) > 0 && x.queue[0].gid == w+1 {
+		batch = append(batch, x.queue[:min(len(x.queue), indexBatch)]...)
+		upto = batch[len(batch)-1].gid
+	} else if len(x.queue) > 0 {
+		upto = x.queue[0].gid - 1
+	}
+	x.mu.Unlock()
+	if upto <= w {
+		return 0, nil
+	}
+	if batch == nil {
+		upto = min(upto, w+indexBatch)
+		var err error
+		if batch, err = x.readLog(ctx, w, upto); err != nil {
+			return 0, err
+		}
+	}
+	if err := x.write(ctx, batch, upto); err != nil {
+		return 0, err
+	}
+	x.mu.Lock()
+	x.indexed = upto
+	x.dropIndexed()
+	close(x.advanced)
+	x.advanced = make(chan struct{})
+	x.mu.Unlock()
+	return max(len(batch), 1), nil
+}
+
+// dropIndexed removes indexed events from the queue (under the lock).
+func (x *indexer) dropIndexed() {
+	i := 0
+	for i < len(x.queue) && x.queue[i].gid <= x.indexed {
+		x.queue[i] = indexItem{} // release the event
+		i++
+	}
+	x.queue = x.queue[i:]
+	if len(x.queue) == 0 {
+		x.queue = nil
+	}
+}
+
+// readLog reads the events with gid in (after, upto] from the log.
+func (x *indexer) readLog(ctx context.Context, after, upto int64) ([]indexItem, error) {
+	rows, err := x.log.QueryContext(ctx, `SELECT gid, org_id, ctx_id, leaf, substr(hashes, 1, 32) FROM events
+		WHERE gid > ? AND gid <= ? ORDER BY gid`, after, upto)
+	if err != nil {
+		return nil, fmt.Errorf("read events to index: %w", err)
+	}
+	defer rows.Close()
+	var out []indexItem
+	for rows.Next() {
+		var it indexItem
+		var leaf, hash []byte
+		if err := rows.Scan(&it.gid, &it.orgID, &it.ctxID, &leaf, &hash); err != nil {
+			return nil, fmt.Errorf("read events to index: %w", err)
+		}
+		it.event = new(cairn.Event)
+		if err := json.Unmarshal(leaf, it.event); err != nil {
+			return nil, fmt.Errorf("event %d: decode leaf: %w", it.gid, err)
+		}
+		copy(it.leafHash[:], hash)
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// write adds batch to the index and moves the watermark to upto, in one
+// transaction.
+func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	for _, it := range batch {
+		if _, err := ins.ExecContext(ctx, it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
+			return fmt.Errorf("index event %d: %w", it.gid, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE state SET indexed = ? WHERE id = 0`, upto); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

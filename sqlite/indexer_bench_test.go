@@ -1,0 +1,44 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/cairn-audit/cairn/storetest"
+)
+
+// BenchmarkIndexer measures the indexer alone: events already decoded, as
+// the committer hands them over, written to a fresh index in batches.
+func BenchmarkIndexer(b *testing.B) {
+	for _, hashsize := range []int{0, 8 << 20} { // 0: the default, 1 MiB
+		for _, batch := range []int{1000, 4096, 16384} {
+			b.Run(fmt.Sprintf("hashsize=%d/batch=%d", hashsize, batch), func(b *testing.B) {
+				db, _, err := openIndex(b.Context(), filepath.Join(b.TempDir(), "x.index.db"), []byte("x"), 0, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				if hashsize > 0 {
+					if _, err := db.Exec(`INSERT INTO events_index (events_index, rank) VALUES ('hashsize', ?)`, hashsize); err != nil {
+						b.Fatal(err)
+					}
+				}
+				x := &indexer{db: db}
+				items := make([]indexItem, batch)
+				gid := int64(0)
+				b.ResetTimer()
+				for n := 0; n < b.N; n += batch {
+					for i := range items {
+						gid++
+						e := storetest.RealisticEvent(int(gid))
+						items[i] = indexItem{gid: gid, orgID: 1, ctxID: 2, event: &e, leafHash: [32]byte{byte(gid), byte(gid >> 8), byte(gid >> 16)}}
+					}
+					if err := x.write(b.Context(), items, gid); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+	"github.com/cairn-audit/cairn/storetest"
+)
+
+// indexCorpus is events with varied filter values, spread over a day of
+// event time and two contexts.
+func indexCorpus(from, n int) (app, other []cairn.Entry) {
+	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for i := from; i < from+n; i++ {
+		e := storetest.RealisticEvent(i % 40)
+		e.Actor.ID = fmt.Sprintf("user-%d", i%7)
+		e.Target.ID = fmt.Sprintf("obj-%d", i%11)
+		e.Group.ID = fmt.Sprintf("acme/unit-%d/team-%d", i%3, i%5)
+		e.EventTime = base.Add(time.Duration(i) * 97 * time.Second)
+		e.Description = []string{"alpha report", "beta ledger", "gamma memo"}[i%3]
+		if i%4 == 0 {
+			e.Outcome = cairn.OutcomeFailure
+		}
+		if i%5 == 0 {
+			other = append(other, storetest.NewEntry("acme", "other", e))
+		} else {
+			app = append(app, storetest.NewEntry("acme", "app", e))
+		}
+	}
+	return app, other
+}
+
+func openIndexed(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func appendEntries(t *testing.T, s *Store, org, context string, entries []cairn.Entry) []cairn.Committed {
+	t.Helper()
+	res, err := s.Append(t.Context(), []*cairn.AppendRequest{{Org: org, Context: context, Entries: entries}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	return res[0].Committed
+}
+
+// waitIndexed waits until the index covers every committed event.
+func waitIndexed(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.ix.caughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// searchAll pages through a search with small pages and returns the ids.
+func searchAll(t *testing.T, s *Store, f cairn.Filter) []string {
+	t.Helper()
+	f.Limit = 7
+	var ids []string
+	for {
+		p, err := s.SearchEvents(t.Context(), "acme", f)
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		for _, e := range p.Items {
+			ids = append(ids, e.ID)
+		}
+		if p.Next == 0 {
+			return ids
+		}
+		f.Before = p.Next
+	}
+}
+
+var tailFilters = []cairn.Filter{
+	{Context: "app"},
+	{Context: cairn.BuiltinContext},
+	{Action: "document.update"},
+	{ActionPrefix: "document."},
+	{ActorID: "user-3"},
+	{ActorEmail: "user3@example.com"},
+	{TargetType: "document", TargetID: "obj-4"},
+	{TargetID: "obj-4"},
+	{GroupID: "acme/unit-1/team-2"},
+	{GroupPrefix: "acme/unit-2"},
+	{Kind: cairn.KindUpdate, Outcome: cairn.OutcomeFailure},
+	{ActorID: "user-2", Kind: cairn.KindRead},
+	{Since: time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC), Until: time.Date(2026, 6, 1, 9, 30, 0, 0, time.UTC)},
+	{Action: "user.login", Since: time.Date(2026, 6, 1, 2, 0, 0, 0, time.UTC), Until: time.Date(2026, 6, 1, 20, 0, 0, 0, time.UTC)},
+	{SkipBuiltin: true, ActorType: cairn.ActorUser},
+	{Scopes: []cairn.ReadScope{{Contexts: []string{"other"}}}},
+	{Scopes: []cairn.ReadScope{{GroupPrefixes: []string{"acme/unit-0"}}}, Outcome: cairn.OutcomeFailure},
+}
+
+// TestSearchUnindexedTail: events committed but not yet indexed are found
+// by every filter, paged with cursors across the watermark, with the same
+// results as once they are indexed; text search waits for the index.
+func TestSearchUnindexedTail(t *testing.T) {
+	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"app", "other"} {
+		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, other := indexCorpus(0, 300)
+	appendEntries(t, s, "acme", "app", app)
+	appendEntries(t, s, "acme", "other", other)
+	waitIndexed(t, s)
+
+	s.ix.setPaused(true)
+	app, other = indexCorpus(300, 200)
+	tailApp := appendEntries(t, s, "acme", "app", app)
+	appendEntries(t, s, "acme", "other", other)
+	indexed, committed := s.ix.watermark()
+	if committed-indexed != 200 {
+		t.Fatalf("watermark %d, committed %d: want 200 events unindexed", indexed, committed)
+	}
+	before := make([][]string, len(tailFilters))
+	spans := 0
+	for i, f := range tailFilters {
+		before[i] = searchAll(t, s, f)
+		if len(before[i]) == 0 && f.Context != cairn.BuiltinContext {
+			t.Errorf("%+v: nothing found", f)
+		}
+		if len(before[i]) > 7 {
+			spans++
+		}
+	}
+	if spans < len(tailFilters)/2 {
+		t.Fatalf("only %d filters page across the watermark; the corpus does not test it", spans)
+	}
+
+	// Free text: only the index decides it, so the search waits for it.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := s.SearchEvents(short, "acme", cairn.Filter{Text: "ledger", Limit: 10})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("text search with the index paused: %v, want it to wait", err)
+	}
+	// A leaf in the tail is found by its hash.
+	last := tailApp[len(tailApp)-1]
+	if seq, err := s.LeafIndex(ctx, "acme", "app", last.LeafHash, last.Seq+1); err != nil || seq != last.Seq {
+		t.Errorf("LeafIndex of a tail leaf: %d, %v; want %d", seq, err, last.Seq)
+	}
+
+	s.ix.setPaused(false)
+	waitIndexed(t, s)
+	for i, f := range tailFilters {
+		if after := searchAll(t, s, f); !slices.Equal(after, before[i]) {
+			t.Errorf("%+v: %d results from the tail, %d once indexed", f, len(before[i]), len(after))
+		}
+	}
+	if got := searchAll(t, s, cairn.Filter{Text: "ledger"}); len(got) != 500/3+1 {
+		t.Errorf("text search once indexed: %d results, want %d", len(got), 500/3+1)
+	}
+}
+
+// TestIndexRebuilt: an index that is missing, belongs to another log or is
+// ahead of the log (the log restored from a backup) is rebuilt from the log.
+func TestIndexRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cairn.db")
+	setup := func(s *Store) {
+		if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"app", "other"} {
+			if _, err := s.CreateContext(t.Context(), &cairn.Context{Org: "acme", Name: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := openIndexed(t, path)
+	setup(s)
+	app, other := indexCorpus(0, 150)
+	appendEntries(t, s, "acme", "app", app)
+	appendEntries(t, s, "acme", "other", other)
+	waitIndexed(t, s)
+	want := map[int][]string{}
+	for i, f := range tailFilters {
+		want[i] = searchAll(t, s, f)
+	}
+	wantText := searchAll(t, s, cairn.Filter{Text: "gamma"})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(what string, rebuilt bool) {
+		t.Helper()
+		var logs bytes.Buffer
+		s, err := Open(t.Context(), Config{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := strings.Contains(logs.String(), "rebuilding the search index"); got != rebuilt {
+			t.Errorf("%s: rebuilt %v, want %v; log: %s", what, got, rebuilt, logs.String())
+		}
+		waitIndexed(t, s)
+		for i, f := range tailFilters {
+			if f.Context == cairn.BuiltinContext {
+				continue // reads are not recorded by the engine, but be safe
+			}
+			if got := searchAll(t, s, f); !slices.Equal(got, want[i]) {
+				t.Errorf("%s: %+v: %d results, want %d", what, f, len(got), len(want[i]))
+			}
+		}
+		if got := searchAll(t, s, cairn.Filter{Text: "gamma"}); !slices.Equal(got, wantText) {
+			t.Errorf("%s: text: %d results, want %d", what, len(got), len(wantText))
+		}
+	}
+
+	// Missing.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(indexPath(path) + suffix)
+	}
+	check("index deleted", false)
+
+	// Another log's index.
+	otherPath := filepath.Join(t.TempDir(), "cairn.db")
+	o := openIndexed(t, otherPath)
+	setup(o)
+	app, _ = indexCorpus(1000, 50) // fewer events: only the identity tells
+	appendEntries(t, o, "acme", "app", app)
+	waitIndexed(t, o)
+	o.Close()
+	copyFile(t, indexPath(otherPath), indexPath(path))
+	check("another log's index", true)
+
+	// The index is ahead of the log: more events were appended and indexed,
+	// then the log was restored from the backup.
+	s = openIndexed(t, path)
+	app, _ = indexCorpus(150, 100)
+	appendEntries(t, s, "acme", "app", app)
+	waitIndexed(t, s)
+	s.Close()
+	if err := os.WriteFile(path, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("log restored from a backup", true)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(to + suffix)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
