@@ -59,7 +59,11 @@ const (
 	indexRetryMax = 5 * time.Second
 )
 
-// indexSchema is the index database's schema (PRAGMA user_version 1).
+// indexSchema is the index database's schema. Its version changes with
+// anything that changes what is indexed (index.go's tokens): an index of
+// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a.
+const indexVersion = 2
+
 const indexSchema = `
 -- rowid = events.gid in the log database; see index.go for the body.
 CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
@@ -74,7 +78,6 @@ CREATE TABLE state (
 	log_id  BLOB NOT NULL,
 	indexed INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
 `
 
 // indexPath is the index database beside the log database.
@@ -161,15 +164,15 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	}
 	switch version {
 	case 0:
-		if _, err := db.ExecContext(ctx, indexSchema); err != nil {
+		if _, err := db.ExecContext(ctx, indexSchema+fmt.Sprintf("PRAGMA user_version = %d;", indexVersion)); err != nil {
 			return nil, 0, fmt.Errorf("create: %w", err)
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO state (id, log_id, indexed) VALUES (0, ?, 0)`, logID); err != nil {
 			return nil, 0, fmt.Errorf("create: %w", err)
 		}
-	case 1:
+	case indexVersion:
 	default:
-		return nil, 0, errStaleIndex{fmt.Sprintf("schema version %d is unknown to this binary", version)}
+		return nil, 0, errStaleIndex{fmt.Sprintf("it has format %d, this binary writes %d", version, indexVersion)}
 	}
 	var id []byte
 	var w int64
@@ -451,4 +454,14 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 		return err
 	}
 	return tx.Commit()
+}
+
+// IndexLag is how many committed events the search index does not hold yet
+// (the tail searches walk; 0 for a read-only store).
+func (s *Store) IndexLag() int64 {
+	if s.ix == nil {
+		return 0
+	}
+	indexed, committed := s.ix.watermark()
+	return committed - indexed
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -241,6 +242,17 @@ func TestIndexRebuilt(t *testing.T) {
 		os.Remove(indexPath(path) + suffix)
 	}
 	check("index deleted", false)
+
+	// An index of an older format (other tokens).
+	old, err := sql.Open("sqlite", "file:"+indexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec("PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	check("an older index format", true)
 
 	// Another log's index.
 	otherPath := filepath.Join(t.TempDir(), "cairn.db")

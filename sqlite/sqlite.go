@@ -85,6 +85,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		"foreign_keys(on)",
 		"cache_size(-65536)",
 	}
+	if err := create(ctx, cfg.Path); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(cfg.Path, append(common,
 		"journal_mode(WAL)",
 		"synchronous(FULL)",
@@ -136,6 +139,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	ckpt.SetMaxOpenConns(1)
 	s.wal = newWALCheckpointer(ckpt, w, cfg.Logger)
 	return s, nil
+}
+
+// create creates the database file if it does not exist, with 16 KiB pages:
+// an event row is ~1.2 KiB, and SQLite writes the WAL and copies it back one
+// page per system call (with 4 KiB pages, 15 % of the committer's time went
+// to pwrite). The page size is fixed once the file exists, so an existing
+// database keeps its own.
+func create(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL")
+	return err
 }
 
 func dsn(path string, pragmas []string, txlock string) string {

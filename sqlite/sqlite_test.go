@@ -65,3 +65,19 @@ func factory(t *testing.T) storetest.Opener {
 		return s
 	}
 }
+
+// A new database gets 16 KiB pages (sqlite.go).
+func TestPageSize(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cairn.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var size int
+	if err := s.DB().QueryRowContext(t.Context(), "PRAGMA page_size").Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if size != 16384 {
+		t.Errorf("page size %d, want 16384", size)
+	}
+}

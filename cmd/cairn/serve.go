@@ -262,6 +262,12 @@ func (m *Main) Open(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	metrics := httpapi.NewMetrics(reg)
+	if s, ok := m.store.(*sqlite.Store); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_search_index_lag_events",
+			Help: "Committed events the embedded engine's search index does not hold yet; searches walk them.",
+		}, func() float64 { return float64(s.IndexLag()) }))
+	}
 	m.witnesses, err = witness.New(witness.Config{Store: m.store, Signer: signer, Logger: m.logger,
 		Metrics: witness.NewMetrics(reg)})
 	if err != nil {
