@@ -51,7 +51,7 @@ import (
 // queue does not continue where the index stopped, the indexer reads the
 // missing events from the log instead.
 const (
-	maxIndexLag   = 32768 // unindexed events before Append waits
+	maxIndexLag   = 16384 // unindexed events before Append waits
 	indexBatch    = 4096  // events per index transaction, at most
 	admitTimeout  = 30 * time.Second
 	textWait      = 10 * time.Second
