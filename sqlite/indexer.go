@@ -98,6 +98,7 @@ type indexItem struct {
 // indexer keeps the index database up to date with the log.
 type indexer struct {
 	db     *sql.DB // the index database, one connection
+	wal    *walCheckpointer
 	log    *sql.DB // the log's readers, for events the queue does not hold
 	logger *slog.Logger
 
@@ -144,6 +145,7 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 		"busy_timeout(10000)",
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
+		"wal_autocheckpoint(0)", // checkpoints (and their fsyncs) run beside the indexer
 		"cache_size(-32768)",
 		"journal_size_limit(67108864)",
 	}, "immediate"))
@@ -220,13 +222,22 @@ func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
 	return r, nil
 }
 
-func newIndexer(db, log *sql.DB, committed, indexed int64, logger *slog.Logger) *indexer {
-	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
+func newIndexer(path string, db, log *sql.DB, committed, indexed int64, logger *slog.Logger) (*indexer, error) {
+	// The index's WAL is copied back by a checkpointer of its own, as the
+	// log's is (walcheckpoint.go): a checkpoint fsyncs, and inside the
+	// indexer's commits the fsyncs stalled indexing, and so appends, on a
+	// busy disk.
+	ckpt, err := sql.Open("sqlite", dsn(path, []string{"busy_timeout(10000)"}, "deferred"))
+	if err != nil {
+		return nil, err
+	}
+	ckpt.SetMaxOpenConns(1)
+	x := &indexer{db: db, wal: newWALCheckpointer(ckpt, db, logger), log: log, logger: logger, committed: committed, indexed: indexed,
 		advanced: make(chan struct{}), wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go x.run()
 	x.poke()
-	return x
+	return x, nil
 }
 
 func (x *indexer) poke() {
@@ -241,7 +252,8 @@ func (x *indexer) poke() {
 func (x *indexer) close() error {
 	close(x.stop)
 	<-x.done
-	return x.db.Close()
+	x.wal.close()
+	return errors.Join(x.wal.db.Close(), x.db.Close())
 }
 
 // added records events the log has just committed (gid ascending).
@@ -453,7 +465,13 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	if _, err := tx.ExecContext(ctx, `UPDATE state SET indexed = ? WHERE id = 0`, upto); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if x.wal != nil {
+		x.wal.committed()
+	}
+	return nil
 }
 
 // IndexLag is how many committed events the search index does not hold yet

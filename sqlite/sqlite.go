@@ -128,7 +128,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.r = r
-	s.ix = newIndexer(ixdb, r, maxGID, indexed, cfg.Logger)
+	if s.ix, err = newIndexer(ixPath, ixdb, r, maxGID, indexed, cfg.Logger); err != nil {
+		r.Close()
+		ixdb.Close()
+		w.Close()
+		return nil, err
+	}
 	ckpt, err := sql.Open("sqlite", dsn(cfg.Path, common, "deferred"))
 	if err != nil {
 		s.ix.close()
