@@ -291,3 +291,61 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAppendWaitsForIndex: with maxIndexLag events unindexed, appends wait
+// for the indexer instead of growing the tail, and go on once it catches up.
+func TestAppendWaitsForIndex(t *testing.T) {
+	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	s.ix.setPaused(true)
+	entries := make([]cairn.Entry, 0, maxIndexLag)
+	for i := range maxIndexLag {
+		entries = append(entries, storetest.NewEntry("acme", "app", storetest.RealisticEvent(i)))
+	}
+	appendEntries(t, s, "acme", "app", entries)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err := s.Append(short, []*cairn.AppendRequest{{Org: "acme", Context: "app", Entries: entries[:1]}})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("append with %d events unindexed: %v, want it to wait", maxIndexLag, err)
+	}
+	if lag := s.IndexLag(); lag != maxIndexLag {
+		t.Fatalf("lag %d after a refused append, want %d", lag, maxIndexLag)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, []*cairn.AppendRequest{{Org: "acme", Context: "app", Entries: entries[:1]}})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.ix.setPaused(false)
+	if err := <-done; err != nil {
+		t.Fatalf("append once the index caught up: %v", err)
+	}
+	waitIndexed(t, s)
+	// Every fifth event is a document.update, and so is the last append.
+	want := (maxIndexLag+4)/5 + 1
+	got := 0
+	f := cairn.Filter{Action: "document.update", Limit: 1000}
+	for {
+		p, err := s.SearchEvents(ctx, "acme", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(p.Items)
+		if p.Next == 0 {
+			break
+		}
+		f.Before = p.Next
+	}
+	if got != want {
+		t.Errorf("%d document.update events found, want %d", got, want)
+	}
+}
