@@ -409,12 +409,16 @@ func dataSpan(ctx context.Context, a *api, newest time.Time) (time.Duration, err
 	return span, nil
 }
 
-// latestEventTime is the event_time of the org's newest event (at or
+// latestEventTime is the event_time of the org's newest event (in the year
 // before until, if given), or zero when there is none.
 func latestEventTime(ctx context.Context, a *api, until time.Time) (time.Time, error) {
 	u := a.orgURL("events") + "?limit=1"
 	if !until.IsZero() {
-		u += "&until=" + url.QueryEscape(until.UTC().Format(time.RFC3339Nano))
+		// A window, not until alone: a search with only an upper time bound
+		// has no index to use and walks every newer event first (at 10 M
+		// events, minutes); a year-long window is a handful of time buckets.
+		u += "&since=" + url.QueryEscape(until.Add(-365*24*time.Hour).UTC().Format(time.RFC3339Nano)) +
+			"&until=" + url.QueryEscape(until.UTC().Format(time.RFC3339Nano))
 	}
 	req, err := a.newRequest(ctx, http.MethodGet, u, nil)
 	if err != nil {

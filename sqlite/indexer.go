@@ -202,10 +202,17 @@ func (a attachIndex) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.(driver.ExecerContext).ExecContext(ctx, "ATTACH DATABASE ? AS ix",
+	exec := c.(driver.ExecerContext)
+	if _, err := exec.ExecContext(ctx, "ATTACH DATABASE ? AS ix",
 		[]driver.NamedValue{{Ordinal: 1, Value: a.uri}}); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("attach search index: %w", err)
+	}
+	// The log's pragmas are per schema: the index gets the same cache and
+	// memory map, or every search reads its segments a syscall per page.
+	if _, err := exec.ExecContext(ctx, "PRAGMA ix.cache_size = -65536; PRAGMA ix.mmap_size = 268435456", nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("configure search index: %w", err)
 	}
 	return c, nil
 }

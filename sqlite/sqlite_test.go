@@ -66,7 +66,7 @@ func factory(t *testing.T) storetest.Opener {
 	}
 }
 
-// A new database gets 16 KiB pages (sqlite.go).
+// A new database gets 8 KiB pages (sqlite.go).
 func TestPageSize(t *testing.T) {
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cairn.db")})
 	if err != nil {
@@ -77,7 +77,7 @@ func TestPageSize(t *testing.T) {
 	if err := s.DB().QueryRowContext(t.Context(), "PRAGMA page_size").Scan(&size); err != nil {
 		t.Fatal(err)
 	}
-	if size != 16384 {
-		t.Errorf("page size %d, want 16384", size)
+	if size != 8192 {
+		t.Errorf("page size %d, want 8192", size)
 	}
 }
