@@ -31,12 +31,23 @@ type fastDecoder struct {
 	pos     int
 	depth   int    // open objects and arrays, like jsontext's StackDepth
 	scratch []byte // unquoted strings that contained escapes
+	parts   *inputParts
+}
+
+// inputParts holds an Input and the members it points to in one
+// allocation instead of five.
+type inputParts struct {
+	in     Input
+	actor  cairn.Actor
+	target cairn.Target
+	group  cairn.Group
+	source cairn.Source
 }
 
 // decodeFast decodes data, or reports false if decoder must do it.
 func decodeFast(data []byte) (*Input, bool) {
-	d := fastDecoder{in: data, text: string(data)}
-	in := new(Input)
+	d := fastDecoder{in: data, text: string(data), parts: new(inputParts)}
+	in := &d.parts.in
 	if !d.event(in) {
 		return nil, false
 	}
@@ -96,7 +107,7 @@ func (d *fastDecoder) actor() (*cairn.Actor, bool) {
 	if !d.open('{') {
 		return nil, false
 	}
-	a := new(cairn.Actor)
+	a := &d.parts.actor
 	return a, d.fields(func(name string) (ok bool) {
 		switch name {
 		case "type":
@@ -121,7 +132,7 @@ func (d *fastDecoder) target() (*cairn.Target, bool) {
 	if !d.open('{') {
 		return nil, false
 	}
-	t := new(cairn.Target)
+	t := &d.parts.target
 	return t, d.fields(func(name string) (ok bool) {
 		switch name {
 		case "type":
@@ -146,7 +157,7 @@ func (d *fastDecoder) group() (*cairn.Group, bool) {
 	if !d.open('{') {
 		return nil, false
 	}
-	g := new(cairn.Group)
+	g := &d.parts.group
 	return g, d.fields(func(name string) (ok bool) {
 		switch name {
 		case "id":
@@ -165,7 +176,7 @@ func (d *fastDecoder) source() (*cairn.Source, bool) {
 	if !d.open('{') {
 		return nil, false
 	}
-	s := new(cairn.Source)
+	s := &d.parts.source
 	return s, d.fields(func(name string) (ok bool) {
 		switch name {
 		case "ip":
