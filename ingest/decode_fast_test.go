@@ -118,3 +118,24 @@ func FuzzFastDecoder(f *testing.F) {
 		checkFastAgrees(t, data)
 	})
 }
+
+func TestPlainPrefix(t *testing.T) {
+	for c := range 256 {
+		for pos := range 20 {
+			for _, n := range []int{pos + 1, pos + 3, pos + 9, 24} {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[pos] = byte(c)
+				want := n
+				if !plain[c] {
+					want = pos
+				}
+				if got := plainPrefix(b); got != want {
+					t.Fatalf("plainPrefix(%q) = %d, want %d", b, got, want)
+				}
+				if got := plainPrefix(string(b)); got != want {
+					t.Fatalf("plainPrefix(string %q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
