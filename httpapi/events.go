@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -73,7 +76,7 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.unreserve(reserved)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, ingest.MaxBody))
+	body, err := readLimited(w, r, ingest.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -102,19 +105,7 @@ func (s *Server) writeEvents(w http.ResponseWriter, r *http.Request) {
 		h.Sum(req.RequestHash[:0])
 	}
 	results := make([]WriteResult, len(items))
-	index := make([]int, 0, len(items)) // entry → item
-	rejected := 0
-	for i, raw := range items {
-		e, leaf, err := s.prepare(raw, org, c, received)
-		if err != nil {
-			d := s.errorDetail(r, err)
-			results[i].Error = &d
-			rejected++
-			continue
-		}
-		req.Entries = append(req.Entries, cairn.Entry{Event: e, Leaf: leaf})
-		index = append(index, i)
-	}
+	index, rejected := s.prepareAll(r, items, c, received, req, results)
 	s.cfg.Metrics.ingested.WithLabelValues("rejected").Add(float64(rejected))
 	if !batch && rejected > 0 {
 		s.error(w, r, errFromDetail(results[0].Error))
@@ -190,13 +181,51 @@ func (s *Server) unreserve(n int64) {
 	s.mu.Unlock()
 }
 
+// readLimited reads a request body of at most limit bytes (else the error
+// is an *http.MaxBytesError), in one allocation when the client declared
+// its length, where io.ReadAll would grow and copy its buffer about twenty
+// times for a batch of 1,000 events.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	size := int64(bytes.MinRead)
+	if n := r.ContentLength; n > 0 && n <= limit {
+		size += n // ReadFrom grows the buffer when less than MinRead is free
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	return buf.Bytes(), err
+}
+
+// prepareAll prepares the items of a write into req.Entries. An item that
+// is rejected gets its error in results (one per item); index maps each
+// entry to its item.
+func (s *Server) prepareAll(r *http.Request, items [][]byte, c *cairn.Context, received time.Time,
+	req *cairn.AppendRequest, results []WriteResult) (index []int, rejected int) {
+	index = make([]int, 0, len(items))
+	// The random bits of all the event ids, drawn in one read rather than
+	// one per event.
+	rnd := bufio.NewReaderSize(rand.Reader, 16*len(items))
+	for i, raw := range items {
+		e, leaf, err := s.prepare(raw, req.Org, c, received, rnd)
+		if err != nil {
+			d := s.errorDetail(r, err)
+			results[i].Error = &d
+			rejected++
+			continue
+		}
+		req.Entries = append(req.Entries, cairn.Entry{Event: e, Leaf: leaf})
+		index = append(index, i)
+	}
+	return index, rejected
+}
+
 // prepare turns one raw input event into a normalised event and its leaf.
-func (s *Server) prepare(raw []byte, org string, c *cairn.Context, received time.Time) (*cairn.Event, cairn.Leaf, error) {
+// rnd supplies the random bits of the event's UUIDv7.
+func (s *Server) prepare(raw []byte, org string, c *cairn.Context, received time.Time, rnd io.Reader) (*cairn.Event, cairn.Leaf, error) {
 	in, err := ingest.DecodeEvent(raw)
 	if err != nil {
 		return nil, cairn.Leaf{}, err
 	}
-	id, err := uuid.NewV7()
+	id, err := uuid.NewV7FromReader(rnd)
 	if err != nil {
 		return nil, cairn.Leaf{}, err
 	}

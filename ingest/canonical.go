@@ -450,6 +450,10 @@ func (enc *encoder) string(s string) error {
 	b := append(enc.buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		i += plainPrefix(s[i:])
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])

@@ -49,6 +49,16 @@ func DecodeEvent(data []byte) (*Input, error) {
 	if len(data) > MaxEvent {
 		return nil, cairn.Errorf(cairn.ETooLarge, "event exceeds the %d-byte limit", MaxEvent)
 	}
+	if in, ok := decodeFast(data); ok {
+		return in, nil
+	}
+	// Something is wrong, or unusual enough for decodeFast to give up:
+	// decoder decodes again and says what.
+	return decodeStrict(data)
+}
+
+// decodeStrict is DecodeEvent with decoder alone.
+func decodeStrict(data []byte) (*Input, error) {
 	d := decoderPool.Get().(*decoder)
 	defer d.release()
 	d.src = *bytes.NewBuffer(data)

@@ -81,11 +81,19 @@ func appendWords(dst []string, text string) []string {
 // words returns the tsvector of an event's free text, or nil when it has
 // none.
 func words(e *cairn.Event) any {
-	all := make([]string, 0, 32)
+	// All the text, each part followed by a space (not part of a word), so
+	// that it is lowered and split in one go.
+	text := make([]byte, 0, 256)
+	ascii := true
 	add := func(s string) {
-		if s != "" {
-			all = appendWords(all, s)
+		if s == "" {
+			return
 		}
+		for i := 0; i < len(s); i++ {
+			ascii = ascii && s[i] < utf8.RuneSelf
+		}
+		text = append(text, s...)
+		text = append(text, ' ')
 	}
 	add(e.Title)
 	add(e.Description)
@@ -103,6 +111,16 @@ func words(e *cairn.Event) any {
 		add(scalarText(c.Old))
 		add(scalarText(c.New))
 	}
+	if ascii {
+		// Lowered here, appendWords slices the words out of the one
+		// string rather than allocating each word that had upper case.
+		for i, c := range text {
+			if 'A' <= c && c <= 'Z' {
+				text[i] = c + 'a' - 'A'
+			}
+		}
+	}
+	all := appendWords(make([]string, 0, 32), string(text))
 	all = slices.DeleteFunc(all, func(w string) bool { return len(w) > maxWord })
 	if len(all) == 0 {
 		return nil
