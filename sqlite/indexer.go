@@ -67,10 +67,6 @@ const indexVersion = 2
 const indexSchema = `
 -- rowid = events.gid in the log database; see index.go for the body.
 CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
--- Every transaction adds a segment; merge at 16 per level instead of 4.
--- (A larger hashsize, to write big batches as one segment, was slower:
--- BenchmarkIndexer.)
-INSERT INTO events_index (events_index, rank) VALUES ('automerge', 16);
 -- log_id: the identity of the log database this index was built from.
 -- indexed: every event with gid <= indexed is in events_index, none above.
 CREATE TABLE state (
@@ -175,6 +171,20 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	case indexVersion:
 	default:
 		return nil, 0, errStaleIndex{fmt.Sprintf("it has format %d, this binary writes %d", version, indexVersion)}
+	}
+	// Every index transaction adds a segment, and FTS5 merges them level by
+	// level: once a level holds automerge segments, a little of the merge
+	// is done by each later transaction; once it holds crisismerge, the
+	// whole level is merged at once, inside one commit. With both at 16
+	// (automerge was raised from 4 when indexing still ran in the append
+	// transaction) every merge was a crisis merge: at 8 M events one took
+	// the indexer 20 s, the tail passed maxIndexLag and appends stopped.
+	// Now merges are incremental, and a crisis needs 64 segments. (A larger
+	// hashsize, to write big batches as one segment, was slower:
+	// BenchmarkIndexer.)
+	if _, err := db.ExecContext(ctx, `INSERT INTO events_index (events_index, rank) VALUES ('automerge', 8);
+		INSERT INTO events_index (events_index, rank) VALUES ('crisismerge', 64)`); err != nil {
+		return nil, 0, fmt.Errorf("configure: %w", err)
 	}
 	var id []byte
 	var w int64
