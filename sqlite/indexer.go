@@ -218,9 +218,8 @@ func (a attachIndex) Connect(ctx context.Context) (driver.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("attach search index: %w", err)
 	}
-	// The log's pragmas are per schema: the index gets the same cache and
-	// memory map, or every search reads its segments a syscall per page.
-	if _, err := exec.ExecContext(ctx, "PRAGMA ix.cache_size = -65536; PRAGMA ix.mmap_size = 268435456", nil); err != nil {
+	// Pragmas are per schema: the index gets the log's reader settings.
+	if _, err := exec.ExecContext(ctx, "PRAGMA ix."+readerCache+"; PRAGMA ix."+readerMmap, nil); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("configure search index: %w", err)
 	}
