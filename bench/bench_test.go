@@ -336,7 +336,9 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if u := q.Get("until"); u != "" {
 				at, _ = time.Parse(time.RFC3339Nano, u)
 			}
-			if len(q) > 2 || len(q) == 2 && q.Get("until") == "" || newest.Sub(at) > 2*time.Hour {
+			// A probe names a window: since and until both, or neither.
+			probe := len(q) == 3 && q.Get("since") != "" && q.Get("until") != ""
+			if !probe && len(q) != 1 || newest.Sub(at) > 2*time.Hour {
 				io.WriteString(w, `{"items":[],"next_cursor":null}`)
 				return
 			}

@@ -129,9 +129,15 @@ func testForwardersCLI(t *testing.T, e *serveEngine) {
 	if _, err := p.client.Do(ctx, "GET", "/metrics", nil, nil, nil, &metrics); err != nil {
 		t.Fatal(err)
 	}
-	for _, series := range []string{`cairn_forwarder_delivered_events_total{forwarder="siem",org="default"}`, `cairn_forwarder_lag_events{context="app",forwarder="siem",org="default"}`, "cairn_search_index_lag_events "} {
-		if !strings.Contains(string(metrics), series) {
-			t.Fatalf("/metrics lacks %s", series)
+	series := []string{`cairn_forwarder_delivered_events_total{forwarder="siem",org="default"}`, `cairn_forwarder_lag_events{context="app",forwarder="siem",org="default"}`}
+	if e.name == "sqlite" {
+		// Only the embedded engine indexes behind the log; PostgreSQL
+		// indexes in the append's transaction.
+		series = append(series, "cairn_search_index_lag_events ")
+	}
+	for _, s := range series {
+		if !strings.Contains(string(metrics), s) {
+			t.Fatalf("/metrics lacks %s", s)
 		}
 	}
 	p.stop()
