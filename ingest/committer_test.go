@@ -17,9 +17,19 @@ type slowAppender struct {
 	batches []int
 	release chan struct{}
 	err     error
+	entered int // Append calls begun
+}
+
+func (a *slowAppender) started() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.entered
 }
 
 func (a *slowAppender) Append(ctx context.Context, reqs []*cairn.AppendRequest) ([]cairn.AppendResult, error) {
+	a.mu.Lock()
+	a.entered++
+	a.mu.Unlock()
 	<-a.release
 	a.mu.Lock()
 	a.batches = append(a.batches, len(reqs))
@@ -57,7 +67,7 @@ func TestCommitterGroupsConcurrentRequests(t *testing.T) {
 	// The first request occupies the store; ten more queue behind it.
 	wg.Add(1)
 	go commit()
-	waitFor(t, func() bool { return c.Queued() == 1 })
+	waitFor(t, func() bool { return a.started() == 1 })
 	for range 10 {
 		wg.Add(1)
 		go commit()

@@ -79,3 +79,30 @@ func explain(t *testing.T, s *Store, q searchQuery) string {
 	}
 	return strings.Join(plan, "; ")
 }
+
+// A trail (target type and id) matches one index term, the pair's: ANDed
+// with the type's own term, whose posting list holds a share of the whole
+// log, the index walked that list to intersect them (trail p50 6.8 ms at
+// 10 M events; 4.1 ms with the one term).
+func TestTargetSearchIsOneTerm(t *testing.T) {
+	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "plan.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.searchPlan(t.Context(), 1, "acme", cairn.Filter{TargetType: "doc", TargetID: "d1", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := quote(token(1, tokTarget, "doc\x00d1")); p.match != want {
+		t.Errorf("match %q, want %q", p.match, want)
+	}
+	for _, col := range []string{"e.target_type = ?", "e.target_id = ?"} {
+		if !strings.Contains(p.walk().sql, col) {
+			t.Errorf("the tail and walk lost %s: %s", col, p.walk().sql)
+		}
+	}
+}

@@ -237,12 +237,18 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		{"e.target_type", tokTargetType, f.TargetType}, {"e.target_id", tokTargetID, f.TargetID},
 		{"e.group_id", tokGroup, f.GroupID},
 	} {
-		if c.val != "" {
-			add(c.col+" = ?", c.val)
-			key(c.field, c.val)
+		if c.val == "" {
+			continue
 		}
+		add(c.col+" = ?", c.val)
+		if (c.field == tokTargetType || c.field == tokTargetID) && f.TargetType != "" && f.TargetID != "" {
+			continue // the target token below implies both
+		}
+		key(c.field, c.val)
 	}
 	if f.TargetType != "" && f.TargetID != "" {
+		// One term, not three: ANDed with a type's posting list (a fifth
+		// of the log) the index walked that list to intersect it.
 		key(tokTarget, f.TargetType+"\x00"+f.TargetID)
 	}
 	if f.GroupPrefix != "" {
