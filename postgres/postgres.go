@@ -106,7 +106,7 @@ func (c *Config) Validate() error {
 }
 
 // Store is the PostgreSQL engine. It implements cairn.Store,
-// cairn.WitnessStore and cairn.ForwarderStore.
+// cairn.WitnessStore, cairn.ForwarderStore and retraced.State.
 type Store struct {
 	cfg  Config
 	pool *pgxpool.Pool

@@ -80,6 +80,11 @@ func TestForwarderConformance(t *testing.T) {
 	storetest.RunForwarders(t, factory)
 }
 
+func TestRetracedConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunRetraced(t, factory)
+}
+
 func open(t *testing.T) *postgres.Store {
 	t.Helper()
 	s := factory(t)().(*postgres.Store)

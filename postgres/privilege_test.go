@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-audit/cairn"
 	"github.com/cairn-audit/cairn/postgres"
+	"github.com/cairn-audit/cairn/retraced"
 	"github.com/cairn-audit/cairn/storetest"
 	"github.com/jackc/pgx/v5"
 )
@@ -153,6 +154,25 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := app.DeleteForwarder(ctx, "acme", "siem"); err != nil {
+		t.Fatal(err)
+	}
+	// Retraced state: every write of retraced.State.
+	vd := &retraced.ViewerDescriptor{ID: retraced.NewToken(), Org: "acme", GroupID: "g", ActorID: "a", Created: now}
+	for range 2 {
+		if err := app.PutViewer(ctx, vd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.DeleteViewers(ctx, "acme", "g", "a"); err != nil {
+		t.Fatal(err)
+	}
+	et := &retraced.EnterpriseToken{Token: retraced.NewToken(), Org: "acme", GroupID: "g", Created: now}
+	for range 2 {
+		if err := app.PutEnterprise(ctx, et); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.DeleteEnterprise(ctx, "acme", "g", et.Token); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := app.SearchEvents(ctx, "acme", cairn.Filter{Text: "hello", Limit: 10}); err != nil || len(p.Items) != 1 {

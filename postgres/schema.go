@@ -321,6 +321,40 @@ INSERT INTO time_marks (org_id, level, bucket, min_gid, max_gid)
 	FROM events e CROSS JOIN (VALUES (0, 1), (1, 60), (2, 3600), (3, 86400)) AS l (level, size)
 	GROUP BY 1, 2, 3;
 `},
+
+	// Retraced viewer descriptors and enterprise tokens (retraced.go),
+	// shared by every node instead of kept in a file on each: a token made
+	// on one node works on all. Ordinary mutable state, like forwarder
+	// cursors.
+	{name: "retraced viewers and enterprise tokens", sql: `
+CREATE TABLE retraced_viewers (
+	id              text COLLATE "C" PRIMARY KEY,
+	org_id          bigint NOT NULL REFERENCES orgs(id),
+	context         text COLLATE "C" NOT NULL DEFAULT '',
+	group_id        text COLLATE "C" NOT NULL DEFAULT '',
+	actor_id        text COLLATE "C" NOT NULL DEFAULT '',
+	target_id       text COLLATE "C" NOT NULL DEFAULT '',
+	is_admin        boolean NOT NULL DEFAULT false,
+	view_log_action text NOT NULL DEFAULT '',
+	created_at      timestamptz NOT NULL
+);
+CREATE INDEX retraced_viewers_actor   ON retraced_viewers (org_id, group_id, actor_id);
+CREATE INDEX retraced_viewers_created ON retraced_viewers (created_at);
+
+-- token_hash = SHA-256(token): a lookup never compares the secret itself.
+-- The token is kept too, since Retraced lists a group's tokens.
+CREATE TABLE retraced_enterprise_tokens (
+	token_hash      bytea PRIMARY KEY,
+	token           text NOT NULL,
+	org_id          bigint NOT NULL REFERENCES orgs(id),
+	context         text COLLATE "C" NOT NULL DEFAULT '',
+	group_id        text COLLATE "C" NOT NULL DEFAULT '',
+	display_name    text NOT NULL DEFAULT '',
+	view_log_action text NOT NULL DEFAULT '',
+	created_at      timestamptz NOT NULL
+);
+CREATE INDEX retraced_enterprise_group ON retraced_enterprise_tokens (org_id, group_id, created_at);
+`},
 }
 
 // migrate applies the pending migrations. Nodes starting at once take a
@@ -395,5 +429,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON principals, group_members, policies TO c
 GRANT SELECT, INSERT, UPDATE (note) ON checkpoints TO cairn_app;
 GRANT SELECT, INSERT, UPDATE ON contexts, commit_clocks, time_marks, witness_configs, witness_status, signing_keys TO cairn_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON forwarders, forwarder_cursors TO cairn_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON retraced_viewers, retraced_enterprise_tokens TO cairn_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA cairn TO cairn_app;
 `

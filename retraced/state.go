@@ -64,9 +64,9 @@ type State interface {
 const ViewerTTL = 24 * time.Hour
 
 // FileState is a State kept in one JSON file, rewritten atomically (temp
-// file, fsync, rename) on every change. It suits one server; several
-// servers over one PostgreSQL each keep their own (docs/compat.md).
-// An empty path keeps the state in memory only.
+// file, fsync, rename) on every change; an empty path keeps it in memory
+// only. The server keeps its state in the store; FileState serves tests
+// and the one-time import of the file earlier versions wrote.
 type FileState struct {
 	path string
 	now  func() time.Time
@@ -104,6 +104,24 @@ func OpenFileState(path string) (*FileState, error) {
 		s.data.Enterprise = map[string]*EnterpriseToken{}
 	}
 	return s, nil
+}
+
+// Contents returns copies of every viewer descriptor and enterprise token
+// held (an upgrade imports them into the store).
+func (s *FileState) Contents() ([]*ViewerDescriptor, []*EnterpriseToken) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var vs []*ViewerDescriptor
+	for _, d := range s.data.Viewers {
+		c := *d
+		vs = append(vs, &c)
+	}
+	var ts []*EnterpriseToken
+	for _, t := range s.data.Enterprise {
+		c := *t
+		ts = append(ts, &c)
+	}
+	return vs, ts
 }
 
 // save writes the state; the caller holds mu.

@@ -268,6 +268,38 @@ CREATE TABLE identity (
 );
 INSERT INTO identity (id, log_id) VALUES (0, randomblob(16));
 `},
+
+	// 7: Retraced viewer descriptors and enterprise tokens (retraced.go),
+	// kept with everything else instead of in a file beside the database.
+	{sql: `
+CREATE TABLE retraced_viewers (
+	id              TEXT PRIMARY KEY,
+	org_id          INTEGER NOT NULL REFERENCES orgs(id),
+	context         TEXT NOT NULL,
+	group_id        TEXT NOT NULL,
+	actor_id        TEXT NOT NULL,
+	target_id       TEXT NOT NULL,
+	is_admin        INTEGER NOT NULL,
+	view_log_action TEXT NOT NULL,
+	created_at      INTEGER NOT NULL
+);
+CREATE INDEX retraced_viewers_actor ON retraced_viewers (org_id, group_id, actor_id);
+CREATE INDEX retraced_viewers_created ON retraced_viewers (created_at);
+
+-- token_hash = SHA-256(token): the lookup never compares the secret itself.
+-- The token is kept too, since Retraced lists a group's tokens.
+CREATE TABLE retraced_enterprise_tokens (
+	token_hash      BLOB PRIMARY KEY,
+	token           TEXT NOT NULL,
+	org_id          INTEGER NOT NULL REFERENCES orgs(id),
+	context         TEXT NOT NULL,
+	group_id        TEXT NOT NULL,
+	display_name    TEXT NOT NULL,
+	view_log_action TEXT NOT NULL,
+	created_at      INTEGER NOT NULL
+);
+CREATE INDEX retraced_enterprise_group ON retraced_enterprise_tokens (org_id, group_id, created_at);
+`},
 }
 
 // backfillIndex indexes the events stored before migration 2.

@@ -54,6 +54,10 @@ func TestAccessConformance(t *testing.T) {
 	storetest.RunAccess(t, factory)
 }
 
+func TestRetracedConformance(t *testing.T) {
+	storetest.RunRetraced(t, factory)
+}
+
 // factory opens a fresh database file per subtest.
 func factory(t *testing.T) storetest.Opener {
 	path := filepath.Join(t.TempDir(), "cairn.db")

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -256,7 +258,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 
-	if err := m.retracedState(); err != nil {
+	if err := m.retracedState(ctx, keys[0]); err != nil {
 		return err
 	}
 
@@ -563,29 +565,63 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// retracedState opens the Retraced viewer/enterprise token state and the
-// viewer session key in the data directory (the key is created on first
-// start), so tokens and sessions survive restarts.
-func (m *Main) retracedState() error {
-	st, err := retraced.OpenFileState(filepath.Join(m.DataDir, "retraced-state.json"))
+// retracedState gives the Retraced endpoints their state: viewer
+// descriptors and enterprise tokens kept by the store (so that with several
+// nodes over one PostgreSQL a token made on one works on all), and the key
+// that signs viewer sessions, derived from the primary checkpoint signing
+// key, which every node shares by configuration. Earlier versions kept the
+// state in <data-dir>/retraced-state.json: that file is imported once and
+// renamed.
+func (m *Main) retracedState(ctx context.Context, signingKey ed25519.PrivateKey) error {
+	st, ok := m.store.(retraced.State)
+	if !ok {
+		return fmt.Errorf("the %T store keeps no Retraced state", m.store)
+	}
+	m.Compat.Retraced = st
+	secret, err := hkdf.Key(sha256.New, signingKey.Seed(), nil, "cairn retraced viewer session v1", 32)
+	if err != nil {
+		return fmt.Errorf("viewer session key: %w", err)
+	}
+	m.Compat.ViewerSecret = secret
+	return m.importRetracedFile(ctx, st)
+}
+
+// importRetracedFile moves an earlier version's retraced-state.json into
+// the store, then renames it so it is not imported again. Descriptors and
+// tokens of orgs that no longer resolve are reported and left behind in
+// the renamed file.
+func (m *Main) importRetracedFile(ctx context.Context, st retraced.State) error {
+	path := filepath.Join(m.DataDir, "retraced-state.json")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	old, err := retraced.OpenFileState(path)
 	if err != nil {
 		return err
 	}
-	m.Compat.Retraced = st
-	path := filepath.Join(m.DataDir, "retraced-viewer.key")
-	key, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key = make([]byte, 32)
-		rand.Read(key)
-		if err = os.WriteFile(path, key, 0o600); err != nil {
-			return fmt.Errorf("write the viewer session key: %w", err)
+	viewers, tokens := old.Contents()
+	var skipped int
+	for _, d := range viewers {
+		if time.Since(d.Created) > retraced.ViewerTTL {
+			continue
 		}
-	} else if err != nil {
-		return fmt.Errorf("read the viewer session key: %w", err)
+		if err := st.PutViewer(ctx, d); cairn.ErrorCode(err) == cairn.ENotFound {
+			skipped++
+		} else if err != nil {
+			return fmt.Errorf("import %s: %w", path, err)
+		}
 	}
-	if len(key) < 32 {
-		return fmt.Errorf("viewer session key %s is shorter than 32 bytes", path)
+	for _, t := range tokens {
+		if err := st.PutEnterprise(ctx, t); cairn.ErrorCode(err) == cairn.ENotFound {
+			skipped++
+		} else if err != nil {
+			return fmt.Errorf("import %s: %w", path, err)
+		}
 	}
-	m.Compat.ViewerSecret = key
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	m.logger.Info("imported the Retraced viewer descriptors and enterprise tokens into the store",
+		slog.String("file", path+".imported"), slog.Int("enterprise_tokens", len(tokens)), slog.Int("skipped", skipped))
 	return nil
 }
