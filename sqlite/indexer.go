@@ -41,7 +41,13 @@ import (
 //     (read.go). Free text has no column to check, so a text search first
 //     waits until the index covers every event committed when it began.
 //   - Append waits while more than maxIndexLag events are unindexed, so the
-//     tail a search walks stays short and the queue's memory bounded.
+//     tail a search walks stays short and the queue's memory bounded —
+//     except while the indexer works through a backlog: the events the log
+//     held beyond the index when the store opened (a rebuild, a crash), and
+//     then what was written meanwhile, round after round while each round
+//     is shorter than the last. Writes are never refused because an index
+//     is being rebuilt; searches walk the longer tail meanwhile, and events
+//     committed during a backlog are read back from the log, not queued.
 //   - Index commits are not fsynced (synchronous=NORMAL in WAL mode): a
 //     power loss may lose the last few, the state row with them, and the
 //     next start indexes them again from the log.
@@ -61,11 +67,13 @@ const (
 
 // indexSchema is the index database's schema. Its version changes with
 // anything that changes what is indexed (index.go's tokens): an index of
-// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a.
-const indexVersion = 2
+// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: rowid
+// = -gid (index.go).
+const indexVersion = 3
 
 const indexSchema = `
--- rowid = events.gid in the log database; see index.go for the body.
+-- rowid = -events.gid in the log database (newest first is ascending);
+-- see index.go for the body.
 CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
 -- log_id: the identity of the log database this index was built from.
 -- indexed: every event with gid <= indexed is in events_index, none above.
@@ -102,6 +110,8 @@ type indexer struct {
 	queue     []indexItem // committed events, gid ascending
 	committed int64       // highest gid committed to the log
 	indexed   int64       // the watermark W
+	backlog   int64       // while indexed < backlog, appends do not wait (see above)
+	round     int64       // the length of the current backlog round
 	advanced  chan struct{}
 	paused    bool // tests: leave the tail unindexed
 
@@ -238,7 +248,7 @@ func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
 	return r, nil
 }
 
-func newIndexer(path string, db, log *sql.DB, committed, indexed int64, logger *slog.Logger) (*indexer, error) {
+func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused bool, logger *slog.Logger) (*indexer, error) {
 	// The index's WAL is copied back by a checkpointer of its own, as the
 	// log's is (walcheckpoint.go): a checkpoint fsyncs, and inside the
 	// indexer's commits the fsyncs stalled indexing, and so appends, on a
@@ -250,7 +260,12 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, logger *
 	ckpt.SetMaxOpenConns(1)
 	x := &indexer{db: db, wal: newWALCheckpointer(ckpt, db, logger), log: log, logger: logger, committed: committed, indexed: indexed,
 		advanced: make(chan struct{}), wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), paused: paused}
+	if committed-indexed >= maxIndexLag {
+		x.backlog, x.round = committed, committed-indexed
+		logger.Info("search index: indexing the events the index lacks; writes go on meanwhile",
+			"events", committed-indexed)
+	}
 	go x.run()
 	x.poke()
 	return x, nil
@@ -278,7 +293,9 @@ func (x *indexer) added(items []indexItem) {
 		return
 	}
 	x.mu.Lock()
-	x.queue = append(x.queue, items...)
+	if x.indexed >= x.backlog {
+		x.queue = append(x.queue, items...)
+	} // else: read back from the log when the backlog reaches them
 	x.committed = items[len(items)-1].gid
 	x.mu.Unlock()
 	x.poke()
@@ -317,7 +334,7 @@ func (x *indexer) admit(ctx context.Context) error {
 	if x == nil { // read-only store
 		return nil
 	}
-	if x.wait(ctx, admitTimeout, func() bool { return x.committed-x.indexed < maxIndexLag }) {
+	if x.wait(ctx, admitTimeout, func() bool { return x.indexed < x.backlog || x.committed-x.indexed < maxIndexLag }) {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -417,6 +434,17 @@ func (x *indexer) step(ctx context.Context) (int, error) {
 	x.mu.Lock()
 	x.indexed = upto
 	x.dropIndexed()
+	if x.backlog > 0 && x.indexed >= x.backlog {
+		// The round is done. What was written meanwhile is the next one,
+		// as long as the rounds shrink; otherwise writes outpace the
+		// indexer, and from here on they wait for it.
+		if lag := x.committed - x.indexed; lag >= maxIndexLag && lag < x.round {
+			x.backlog, x.round = x.committed, lag
+		} else {
+			x.backlog, x.round = 0, 0
+			x.logger.Info("search index: caught up with the log", "unindexed", lag)
+		}
+	}
 	close(x.advanced)
 	x.advanced = make(chan struct{})
 	x.mu.Unlock()
@@ -474,7 +502,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 		return err
 	}
 	for _, it := range batch {
-		if _, err := ins.ExecContext(ctx, it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
+		if _, err := ins.ExecContext(ctx, -it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
 			return fmt.Errorf("index event %d: %w", it.gid, err)
 		}
 	}

@@ -349,3 +349,89 @@ func TestAppendWaitsForIndex(t *testing.T) {
 		t.Errorf("%d document.update events found, want %d", got, want)
 	}
 }
+
+// TestAppendsDuringIndexBacklog: an index far behind the log (rebuilt, or
+// after a crash) does not stop writes while it catches up; what is written
+// meanwhile is indexed from the log, not held in memory; and once caught
+// up, appends wait for the index again.
+func TestAppendsDuringIndexBacklog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	s := openIndexed(t, path)
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	s.ix.setPaused(true)
+	entries := make([]cairn.Entry, 0, maxIndexLag)
+	for i := range maxIndexLag {
+		entries = append(entries, storetest.NewEntry("acme", "app", storetest.RealisticEvent(i)))
+	}
+	appendEntries(t, s, "acme", "app", entries)
+	s.Close()
+
+	s, err := Open(ctx, Config{Path: path, indexPaused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	// Two more rounds' worth: the first round (the backlog at open) ends
+	// with a second as long as itself, so the rounds do not shrink.
+	for range 2 {
+		if _, err := s.Append(short, []*cairn.AppendRequest{{Org: "acme", Context: "app", Entries: entries[:maxIndexLag/2]}}); err != nil {
+			t.Fatalf("append during the backlog: %v", err)
+		}
+	}
+	s.ix.mu.Lock()
+	queued := len(s.ix.queue)
+	s.ix.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d events queued in memory during the backlog", queued)
+	}
+	if lag := s.IndexLag(); lag != 2*maxIndexLag {
+		t.Errorf("lag %d, want %d", lag, 2*maxIndexLag)
+	}
+	s.ix.setPaused(false)
+	waitIndexed(t, s)
+	// Every fifth event is a document.update.
+	if n, want := countAction(t, s, "document.update"), (maxIndexLag+4)/5+2*((maxIndexLag/2+4)/5); n != want {
+		t.Errorf("%d document.update events found after the backlog, want %d", n, want)
+	}
+	s.ix.mu.Lock()
+	backlog := s.ix.backlog
+	s.ix.mu.Unlock()
+	if backlog != 0 {
+		t.Fatalf("backlog %d after catching up", backlog)
+	}
+	// Caught up: a new tail of maxIndexLag holds appends back again.
+	s.ix.setPaused(true)
+	appendEntries(t, s, "acme", "app", entries)
+	wait, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if _, err := s.Append(wait, []*cairn.AppendRequest{{Org: "acme", Context: "app", Entries: entries[:1]}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("append with %d events unindexed after the backlog: %v, want it to wait", maxIndexLag, err)
+	}
+	s.ix.setPaused(false)
+}
+
+// countAction counts an org's events with action a, through the index.
+func countAction(t *testing.T, s *Store, a string) int {
+	t.Helper()
+	got := 0
+	f := cairn.Filter{Action: a, Limit: 1000}
+	for {
+		p, err := s.SearchEvents(t.Context(), "acme", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(p.Items)
+		if p.Next == 0 {
+			return got
+		}
+		f.Before = p.Next
+	}
+}

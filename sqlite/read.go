@@ -149,10 +149,11 @@ type searchQuery struct {
 	args []any
 }
 
+// query is the SQL of a search; order is its ORDER BY, newest first.
 func (p *searchPlan) query(from string, extra []string, extraArgs []any, order string) searchQuery {
 	where := append(slices.Clip(p.where), extra...)
 	return searchQuery{
-		sql:  searchColumns + from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " DESC LIMIT ?",
+		sql:  searchColumns + from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + order + " LIMIT ?",
 		args: append(slices.Clip(p.args), extraArgs...),
 	}
 }
@@ -164,7 +165,7 @@ func (p *searchPlan) walk() searchQuery {
 	if p.before > 0 {
 		extra, args = append(extra, "e.gid < ?"), append(args, p.before)
 	}
-	return p.query("events e NOT INDEXED", extra, args, "e.gid")
+	return p.query("events e NOT INDEXED", extra, args, "e.gid DESC")
 }
 
 // tail walks the events above the index watermark w, newest first.
@@ -173,7 +174,7 @@ func (p *searchPlan) tail(w int64) searchQuery {
 	if p.before > 0 {
 		extra, args = append(extra, "e.gid < ?"), append(args, p.before)
 	}
-	return p.query("events e NOT INDEXED", extra, args, "e.gid")
+	return p.query("events e NOT INDEXED", extra, args, "e.gid DESC")
 }
 
 // indexed lets FTS5 yield the matching gids up to w newest first, starting
@@ -183,8 +184,9 @@ func (p *searchPlan) indexed(w int64) searchQuery {
 	if p.before > 0 {
 		bound = min(w, p.before-1)
 	}
-	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = t.rowid",
-		[]string{"t.events_index MATCH ?", "t.rowid <= ?"}, []any{p.match, bound}, "t.rowid")
+	// The index's rowid is -gid (index.go): ascending is newest first.
+	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = -t.rowid",
+		[]string{"t.events_index MATCH ?", "t.rowid >= ?"}, []any{p.match, -bound}, "t.rowid")
 }
 
 // searchPlan builds the plan of a search; nil means nothing can match (an

@@ -38,6 +38,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives background maintenance problems (default: discard).
 	Logger *slog.Logger
+
+	indexPaused bool // tests: open with indexing paused
 }
 
 // Store is the SQLite engine. It implements cairn.Store.
@@ -128,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.r = r
-	if s.ix, err = newIndexer(ixPath, ixdb, r, maxGID, indexed, cfg.Logger); err != nil {
+	if s.ix, err = newIndexer(ixPath, ixdb, r, maxGID, indexed, cfg.indexPaused, cfg.Logger); err != nil {
 		r.Close()
 		ixdb.Close()
 		w.Close()
