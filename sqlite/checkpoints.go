@@ -74,11 +74,10 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 	var seq int64
 	err = sql.ErrNoRows
 	if w > 0 {
-		// rowid = -gid (index.go): the oldest is the largest rowid.
-		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM ix.events_index t CROSS JOIN events e ON e.gid = -t.rowid
-			WHERE t.events_index MATCH ? AND t.rowid >= ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
-			ORDER BY t.rowid DESC LIMIT 1`,
-			quote(leafHashToken(hash)), -w, ref.id, size, hash[:]).Scan(&seq)
+		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM ix.events_index t CROSS JOIN events e ON e.gid = t.rowid
+			WHERE t.events_index MATCH ? AND t.rowid <= ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
+			ORDER BY t.rowid LIMIT 1`,
+			quote(leafHashToken(hash)), w, ref.id, size, hash[:]).Scan(&seq)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM events e NOT INDEXED

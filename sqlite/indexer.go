@@ -67,13 +67,11 @@ const (
 
 // indexSchema is the index database's schema. Its version changes with
 // anything that changes what is indexed (index.go's tokens): an index of
-// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: rowid
-// = -gid (index.go).
-const indexVersion = 3
+// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a.
+const indexVersion = 2
 
 const indexSchema = `
--- rowid = -events.gid in the log database (newest first is ascending);
--- see index.go for the body.
+-- rowid = events.gid in the log database; see index.go for the body.
 CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
 -- log_id: the identity of the log database this index was built from.
 -- indexed: every event with gid <= indexed is in events_index, none above.
@@ -502,7 +500,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 		return err
 	}
 	for _, it := range batch {
-		if _, err := ins.ExecContext(ctx, -it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
+		if _, err := ins.ExecContext(ctx, it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
 			return fmt.Errorf("index event %d: %w", it.gid, err)
 		}
 	}

@@ -184,9 +184,8 @@ func (p *searchPlan) indexed(w int64) searchQuery {
 	if p.before > 0 {
 		bound = min(w, p.before-1)
 	}
-	// The index's rowid is -gid (index.go): ascending is newest first.
-	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = -t.rowid",
-		[]string{"t.events_index MATCH ?", "t.rowid >= ?"}, []any{p.match, -bound}, "t.rowid")
+	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = t.rowid",
+		[]string{"t.events_index MATCH ?", "t.rowid <= ?"}, []any{p.match, bound}, "t.rowid DESC")
 }
 
 // searchPlan builds the plan of a search; nil means nothing can match (an
