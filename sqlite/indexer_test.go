@@ -395,6 +395,17 @@ func TestAppendsDuringIndexBacklog(t *testing.T) {
 	if lag := s.IndexLag(); lag != 2*maxIndexLag {
 		t.Errorf("lag %d, want %d", lag, 2*maxIndexLag)
 	}
+	// A search would walk the whole tail: refused, not minutes long.
+	defer func(m int64) { maxTailWalk = m }(maxTailWalk)
+	maxTailWalk = maxIndexLag
+	_, err = s.SearchEvents(ctx, "acme", cairn.Filter{Action: "document.update", Limit: 10})
+	if cairn.ErrorCode(err) != cairn.EUnavailable {
+		t.Errorf("search over a %d-event tail: %v, want %s", 2*maxIndexLag, err, cairn.EUnavailable)
+	}
+	// Below the cursor, the tail is short enough.
+	if _, err := s.SearchEvents(ctx, "acme", cairn.Filter{Action: "document.update", Limit: 10, Before: maxIndexLag / 2}); err != nil {
+		t.Errorf("search with a cursor below the long tail: %v", err)
+	}
 	s.ix.setPaused(false)
 	waitIndexed(t, s)
 	// Every fifth event is a document.update.

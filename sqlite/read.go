@@ -80,6 +80,9 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 			}
 		}
 		if !p.text {
+			if err := s.tailWalkable(w, p.before); err != nil {
+				return nil, err
+			}
 			queries = append(queries, p.tail(w))
 		}
 		if w > 0 {
@@ -93,6 +96,29 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 		}
 	}
 	return page, nil
+}
+
+// maxTailWalk is the longest unindexed tail a search walks. Appends keep
+// the tail below maxIndexLag, so only an index working through a backlog (a
+// rebuild) has a longer one: walking it for a rare filter took minutes at
+// 10 M events, holding a reader and slowing the rebuild. Such a search is
+// refused until the index is closer; a variable for tests.
+var maxTailWalk int64 = 4 * maxIndexLag
+
+// tailWalkable refuses a search whose tail, the events above the index's
+// watermark w (and below the cursor), is longer than maxTailWalk.
+func (s *Store) tailWalkable(w, before int64) error {
+	if s.ix == nil {
+		return nil
+	}
+	_, top := s.ix.watermark()
+	if before > 0 {
+		top = min(top, before-1)
+	}
+	if top-w <= maxTailWalk {
+		return nil
+	}
+	return cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log (it is being built); searches resume as it catches up", top-w)
 }
 
 // searchRows runs one query of a search, adding its rows to page; when the
