@@ -298,18 +298,7 @@ func TestAppendWaitsForIndex(t *testing.T) {
 	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
 	defer s.Close()
 	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	s.ix.setPaused(true)
-	entries := make([]cairn.Entry, 0, maxIndexLag)
-	for i := range maxIndexLag {
-		entries = append(entries, storetest.NewEntry("acme", "app", storetest.RealisticEvent(i)))
-	}
-	appendEntries(t, s, "acme", "app", entries)
+	entries := fillUnindexed(t, s)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := s.Append(short, []*cairn.AppendRequest{{Org: "acme", Context: "app", Entries: entries[:1]}})
 	cancel()
@@ -332,19 +321,7 @@ func TestAppendWaitsForIndex(t *testing.T) {
 	waitIndexed(t, s)
 	// Every fifth event is a document.update, and so is the last append.
 	want := (maxIndexLag+4)/5 + 1
-	got := 0
-	f := cairn.Filter{Action: "document.update", Limit: 1000}
-	for {
-		p, err := s.SearchEvents(ctx, "acme", f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got += len(p.Items)
-		if p.Next == 0 {
-			break
-		}
-		f.Before = p.Next
-	}
+	got := countAction(t, s, "document.update")
 	if got != want {
 		t.Errorf("%d document.update events found, want %d", got, want)
 	}
@@ -358,18 +335,7 @@ func TestAppendsDuringIndexBacklog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cairn.db")
 	s := openIndexed(t, path)
 	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	s.ix.setPaused(true)
-	entries := make([]cairn.Entry, 0, maxIndexLag)
-	for i := range maxIndexLag {
-		entries = append(entries, storetest.NewEntry("acme", "app", storetest.RealisticEvent(i)))
-	}
-	appendEntries(t, s, "acme", "app", entries)
+	entries := fillUnindexed(t, s)
 	s.Close()
 
 	s, err := Open(ctx, Config{Path: path, indexPaused: true})
@@ -427,6 +393,25 @@ func TestAppendsDuringIndexBacklog(t *testing.T) {
 		t.Fatalf("append with %d events unindexed after the backlog: %v, want it to wait", maxIndexLag, err)
 	}
 	s.ix.setPaused(false)
+}
+
+// fillUnindexed creates acme/app, pauses the indexer and appends
+// maxIndexLag realistic events, which it returns.
+func fillUnindexed(t *testing.T, s *Store) []cairn.Entry {
+	t.Helper()
+	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContext(t.Context(), &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	s.ix.setPaused(true)
+	entries := make([]cairn.Entry, 0, maxIndexLag)
+	for i := range maxIndexLag {
+		entries = append(entries, storetest.NewEntry("acme", "app", storetest.RealisticEvent(i)))
+	}
+	appendEntries(t, s, "acme", "app", entries)
+	return entries
 }
 
 // countAction counts an org's events with action a, through the index.

@@ -13,14 +13,7 @@ import (
 // table in gid order; none sorts the matching rows (which at millions of
 // events turns a 1 ms page into seconds).
 func TestSearchPlansDoNotSort(t *testing.T) {
-	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "plan.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
-		t.Fatal(err)
-	}
+	s := openAcme(t)
 	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, f := range []cairn.Filter{
 		{},
@@ -61,6 +54,20 @@ func TestSearchPlansDoNotSort(t *testing.T) {
 	}
 }
 
+// openAcme opens an empty store with org acme (id 1), closed with the test.
+func openAcme(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "plan.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func explain(t *testing.T, s *Store, q searchQuery) string {
 	t.Helper()
 	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.sql, append(q.args, 51)...)
@@ -85,14 +92,7 @@ func explain(t *testing.T, s *Store, q searchQuery) string {
 // log, the index walked that list to intersect them (trail p50 6.8 ms at
 // 10 M events; 4.1 ms with the one term).
 func TestTargetSearchIsOneTerm(t *testing.T) {
-	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "plan.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
-		t.Fatal(err)
-	}
+	s := openAcme(t)
 	p, err := s.searchPlan(t.Context(), 1, "acme", cairn.Filter{TargetType: "doc", TargetID: "d1", Limit: 50})
 	if err != nil {
 		t.Fatal(err)
