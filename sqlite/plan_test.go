@@ -106,3 +106,38 @@ func TestTargetSearchIsOneTerm(t *testing.T) {
 		}
 	}
 }
+
+// A search that leaves the built-in context out ANDs the not-built-in term
+// unless another term is selective: the built-in context's read records are
+// the newest events and share kinds and outcomes with the rest, so without
+// it kind=read&outcome=success read and rejected every read record first.
+func TestSkipBuiltinTerm(t *testing.T) {
+	s := openAcme(t)
+	notBuiltin := quote(token(1, tokNotBuiltin, "1"))
+	for _, c := range []struct {
+		f    cairn.Filter
+		want bool
+	}{
+		{cairn.Filter{SkipBuiltin: true}, true},
+		{cairn.Filter{SkipBuiltin: true, Kind: "read", Outcome: "success"}, true},
+		{cairn.Filter{SkipBuiltin: true, Action: "a.b", ActorType: "user"}, true},
+		{cairn.Filter{SkipBuiltin: true, Kind: "read", ActorID: "u1"}, false},
+		{cairn.Filter{SkipBuiltin: true, TargetType: "doc", TargetID: "d1"}, false},
+		{cairn.Filter{SkipBuiltin: true, GroupID: "g1"}, false},
+		{cairn.Filter{SkipBuiltin: true, Text: "zebra"}, false},
+		{cairn.Filter{Kind: "read"}, false},
+		{cairn.Filter{SkipBuiltin: true, Context: cairn.BuiltinContext, Kind: "read"}, false},
+	} {
+		c.f.Limit = 50
+		p, err := s.searchPlan(t.Context(), 1, "acme", c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == nil {
+			t.Fatalf("%+v: no plan", c.f)
+		}
+		if got := strings.Contains(p.match, notBuiltin); got != c.want {
+			t.Errorf("%+v: match %q; has the not-built-in term: %v, want %v", c.f, p.match, got, c.want)
+		}
+	}
+}
