@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,5 +140,35 @@ func TestSkipBuiltinTerm(t *testing.T) {
 		if got := strings.Contains(p.match, notBuiltin); got != c.want {
 			t.Errorf("%+v: match %q; has the not-built-in term: %v, want %v", c.f, p.match, got, c.want)
 		}
+	}
+}
+
+// Searches of one shape share a prepared statement; the cache is bounded.
+func TestSearchStatementsCached(t *testing.T) {
+	s := openAcme(t)
+	ctx := t.Context()
+	for _, f := range []cairn.Filter{{ActorID: "u1"}, {ActorID: "u2"}, {ActorID: "u3", Before: 10}, {Kind: "read"}} {
+		f.Limit = 10
+		if _, err := s.SearchEvents(ctx, "acme", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// actor (index and tail), actor with a cursor (the same SQL: the
+	// cursor is a parameter of the index query and adds a condition to the
+	// tail), kind.
+	s.mu.RLock()
+	n := len(s.stmts)
+	s.mu.RUnlock()
+	if n == 0 || n > 5 {
+		t.Fatalf("%d statements cached for three search shapes", n)
+	}
+	for i := range maxSearchStmts + 10 {
+		s.searchStmt(ctx, fmt.Sprintf("SELECT %d", i))
+	}
+	s.mu.RLock()
+	n = len(s.stmts)
+	s.mu.RUnlock()
+	if n != maxSearchStmts {
+		t.Fatalf("%d statements cached, bound %d", n, maxSearchStmts)
 	}
 }

@@ -54,6 +54,7 @@ type Store struct {
 	contexts map[ctxKey]ctxRef // name → ids; contexts are never renamed or deleted
 	names    map[int64]ctxKey  // ctx id → name
 	orgs     map[string]int64
+	stmts    map[string]*sql.Stmt // prepared searches by SQL (read.go)
 }
 
 type ctxKey struct{ org, name string }
@@ -204,6 +205,12 @@ func (s *Store) Close() error {
 		errs = append(errs, s.ix.close())
 	}
 	if s.r != nil {
+		s.mu.Lock()
+		for _, st := range s.stmts {
+			errs = append(errs, st.Close())
+		}
+		s.stmts = nil
+		s.mu.Unlock()
 		errs = append(errs, s.r.Close())
 	}
 	// A final checkpoint keeps the WAL file small for the next start.
