@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -72,12 +71,6 @@ func (s *Store) DeleteViewers(ctx context.Context, org, groupID, actorID string)
 	return dbErr("delete viewers", err)
 }
 
-// tokenHash is the key of an enterprise token's row.
-func tokenHash(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
-}
-
 // PutEnterprise implements retraced.State: an upsert keyed by the token.
 func (s *Store) PutEnterprise(ctx context.Context, t *retraced.EnterpriseToken) error {
 	orgID, err := s.orgID(ctx, s.pool, t.Org)
@@ -90,7 +83,7 @@ func (s *Store) PutEnterprise(ctx context.Context, t *retraced.EnterpriseToken) 
 		ON CONFLICT (token_hash) DO UPDATE SET org_id = excluded.org_id, context = excluded.context,
 			group_id = excluded.group_id, display_name = excluded.display_name,
 			view_log_action = excluded.view_log_action, created_at = excluded.created_at`,
-		tokenHash(t.Token), t.Token, orgID, t.Context, t.GroupID, t.DisplayName, t.ViewLogAction,
+		retraced.TokenKey(t.Token), t.Token, orgID, t.Context, t.GroupID, t.DisplayName, t.ViewLogAction,
 		t.Created.UTC().Truncate(time.Microsecond))
 	return dbErr("put enterprise token", err)
 }
@@ -110,7 +103,7 @@ func scanEnterprise(row pgx.Row) (*retraced.EnterpriseToken, error) {
 // GetEnterprise implements retraced.State. The lookup is by the token's
 // SHA-256, so it never compares the secret itself.
 func (s *Store) GetEnterprise(ctx context.Context, token string) (*retraced.EnterpriseToken, error) {
-	t, err := scanEnterprise(s.pool.QueryRow(ctx, `SELECT `+enterpriseColumns+` WHERE e.token_hash = $1`, tokenHash(token)))
+	t, err := scanEnterprise(s.pool.QueryRow(ctx, `SELECT `+enterpriseColumns+` WHERE e.token_hash = $1`, retraced.TokenKey(token)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, cairn.Errorf(cairn.ENotFound, "enterprise token not found")
 	}
@@ -144,7 +137,7 @@ func (s *Store) ListEnterprise(ctx context.Context, org, groupID string) ([]*ret
 func (s *Store) DeleteEnterprise(ctx context.Context, org, groupID, token string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM retraced_enterprise_tokens
 		WHERE token_hash = $1 AND org_id = (SELECT id FROM orgs WHERE name = $2) AND group_id = $3`,
-		tokenHash(token), org, groupID)
+		retraced.TokenKey(token), org, groupID)
 	if err != nil {
 		return dbErr("delete enterprise token", err)
 	}

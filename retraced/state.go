@@ -251,6 +251,13 @@ func (s *FileState) DeleteEnterprise(ctx context.Context, org, groupID, token st
 	return s.save()
 }
 
+// TokenKey is the key a store keeps an enterprise token under: its
+// SHA-256, so that a lookup never compares the secret itself.
+func TokenKey(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
 // NewToken returns 32 random hex digits (Retraced's token form).
 func NewToken() string {
 	var b [16]byte

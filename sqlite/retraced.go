@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"time"
@@ -82,14 +81,13 @@ func (s *Store) PutEnterprise(ctx context.Context, t *retraced.EnterpriseToken) 
 	if err != nil {
 		return err
 	}
-	h := sha256.Sum256([]byte(t.Token))
 	_, err = s.w.ExecContext(ctx, `INSERT INTO retraced_enterprise_tokens
 		(token_hash, token, org_id, context, group_id, display_name, view_log_action, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (token_hash) DO UPDATE SET org_id = excluded.org_id, context = excluded.context,
 			group_id = excluded.group_id, display_name = excluded.display_name,
 			view_log_action = excluded.view_log_action, created_at = excluded.created_at`,
-		h[:], t.Token, orgID, t.Context, t.GroupID, t.DisplayName, t.ViewLogAction, micros(t.Created))
+		retraced.TokenKey(t.Token), t.Token, orgID, t.Context, t.GroupID, t.DisplayName, t.ViewLogAction, micros(t.Created))
 	return s.txErr("insert enterprise token", err)
 }
 
@@ -107,8 +105,7 @@ func scanEnterprise(sc interface{ Scan(...any) error }) (*retraced.EnterpriseTok
 }
 
 func (s *Store) GetEnterprise(ctx context.Context, token string) (*retraced.EnterpriseToken, error) {
-	h := sha256.Sum256([]byte(token))
-	t, err := scanEnterprise(s.r.QueryRowContext(ctx, selectEnterprise+` WHERE t.token_hash = ?`, h[:]))
+	t, err := scanEnterprise(s.r.QueryRowContext(ctx, selectEnterprise+` WHERE t.token_hash = ?`, retraced.TokenKey(token)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, cairn.Errorf(cairn.ENotFound, "enterprise token not found")
 	}
@@ -152,9 +149,8 @@ func (s *Store) DeleteEnterprise(ctx context.Context, org, groupID, token string
 	if err != nil {
 		return err
 	}
-	h := sha256.Sum256([]byte(token))
 	res, err := s.w.ExecContext(ctx, `DELETE FROM retraced_enterprise_tokens WHERE token_hash = ? AND org_id = ? AND group_id = ?`,
-		h[:], orgID, groupID)
+		retraced.TokenKey(token), orgID, groupID)
 	if err != nil {
 		return s.txErr("delete enterprise token", err)
 	}
