@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/ingest"
 	"github.com/cairn-audit/cairn/merkle"
 	"github.com/google/go-cmp/cmp"
 )
@@ -67,6 +68,18 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("flag: %v, %v", m.CheckpointInterval, err)
 		}
 	})
+	t.Run("read record delay", func(t *testing.T) {
+		if m, err := parse(t); err != nil || m.ReadRecordDelay != ingest.DefaultAuditDelay {
+			t.Fatalf("default: %v, %v", m.ReadRecordDelay, err)
+		}
+		t.Setenv("CAIRN_READ_RECORD_DELAY", "0s")
+		if m, err := parse(t); err != nil || m.ReadRecordDelay != 0 {
+			t.Fatalf("from env: %v, %v", m.ReadRecordDelay, err)
+		}
+		if m, err := parse(t, "--read-record-delay", "1s"); err != nil || m.ReadRecordDelay != time.Second {
+			t.Fatalf("flag: %v, %v", m.ReadRecordDelay, err)
+		}
+	})
 	t.Run("forward allow-list", func(t *testing.T) {
 		t.Setenv("CAIRN_FORWARD_ALLOW_CIDRS", "10.0.0.0/8, 192.168.1.7/24")
 		m, err := parse(t)
@@ -107,6 +120,8 @@ func TestServeFlags(t *testing.T) {
 		{"unknown store", nil, []string{"--store", "mysql://db/cairn", "--signing-key-file", "k"}},
 		{"checkpoint interval over 1s", nil, []string{"--checkpoint-interval", "2s"}},
 		{"zero checkpoint interval", nil, []string{"--checkpoint-interval", "0s"}},
+		{"read record delay over 1s", nil, []string{"--read-record-delay", "1500ms"}},
+		{"negative read record delay", map[string]string{"CAIRN_READ_RECORD_DELAY": "-1ms"}, nil},
 		{"bad checkpoint interval in env", map[string]string{"CAIRN_CHECKPOINT_INTERVAL": "fast"}, nil},
 		{"replicated context is the built-in one", nil, []string{"--replicated-context", "cairn"}},
 		{"bad retraced context", map[string]string{"CAIRN_RETRACED_CONTEXT": "a b"}, nil},

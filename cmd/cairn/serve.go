@@ -59,6 +59,10 @@ type Main struct {
 	CheckpointExportInterval time.Duration
 	CheckpointInterval       time.Duration
 	CheckpointExportToken    string
+	// ReadRecordDelay is how long the record of a read waits to share a
+	// commit with others (ingest.AuditorConfig.Delay); 0 commits each at
+	// once.
+	ReadRecordDelay time.Duration
 	// ForwardAllowCIDRs are the otherwise refused ranges (loopback,
 	// private, link-local, ...) that forwarders may reach.
 	ForwardAllowCIDRs []netip.Prefix
@@ -137,6 +141,13 @@ func (m *Main) ParseFlags(args []string) error {
 		signEvery = merkle.DefaultInterval
 	}
 	fs.DurationVar(&m.CheckpointInterval, "checkpoint-interval", signEvery, "at most one checkpoint per busy context per interval, (0, 1s]; longer means fewer checkpoints to store and slower receipts (CAIRN_CHECKPOINT_INTERVAL)")
+	readDelay := ingest.DefaultAuditDelay
+	if os.Getenv("CAIRN_READ_RECORD_DELAY") != "" {
+		if readDelay, err = durationEnv("CAIRN_READ_RECORD_DELAY"); err != nil {
+			return err
+		}
+	}
+	fs.DurationVar(&m.ReadRecordDelay, "read-record-delay", readDelay, "how long the record of a read or search waits to share one commit with others, [0, 1s]; a crash loses the records of this window's reads, 0 commits each at once (CAIRN_READ_RECORD_DELAY)")
 	allow := &listFlag{values: splitList(os.Getenv("CAIRN_FORWARD_ALLOW_CIDRS"))}
 	fs.Var(allow, "forward-allow-cidr", "a CIDR forwarders may reach although the SSRF guard refuses it by default (loopback, private, link-local, CGNAT); repeatable (CAIRN_FORWARD_ALLOW_CIDRS, comma-separated)")
 	fs.StringVar(&m.Compat.ReplicatedContext, "replicated-context", envOr("CAIRN_REPLICATED_CONTEXT", httpapi.DefaultReplicatedContext), "context that the Replicated Audit API (POST /audit/v1/event) writes to, created on first use (CAIRN_REPLICATED_CONTEXT)")
@@ -197,6 +208,8 @@ func (m *Main) ParseFlags(args []string) error {
 	switch {
 	case m.CheckpointInterval <= 0 || m.CheckpointInterval > time.Second:
 		return usageError{"--checkpoint-interval must be more than 0 and at most 1s (every acknowledged event is covered by a checkpoint within 1 s)"}
+	case m.ReadRecordDelay < 0 || m.ReadRecordDelay > time.Second:
+		return usageError{"--read-record-delay must be between 0 and 1s"}
 	case m.CheckpointExportInterval < 0:
 		return usageError{"--checkpoint-export-interval must not be negative"}
 	case m.CheckpointExportInterval > 0 && m.CheckpointExport == "":
@@ -305,7 +318,11 @@ func (m *Main) Open(ctx context.Context) error {
 			m.forwarders.Notify()
 		},
 	})
-	m.auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: m.committer, Logger: m.logger})
+	readDelay := m.ReadRecordDelay
+	if readDelay == 0 {
+		readDelay = -1 // the Auditor's zero is its default
+	}
+	m.auditor = ingest.NewAuditor(ingest.AuditorConfig{Committer: m.committer, Logger: m.logger, Delay: readDelay})
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBG = stop
 	m.background(bgCtx, func(ctx context.Context) { m.checkpointer.Run(ctx) })
