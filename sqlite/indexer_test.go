@@ -361,16 +361,39 @@ func TestAppendsDuringIndexBacklog(t *testing.T) {
 	if lag := s.IndexLag(); lag != 2*maxIndexLag {
 		t.Errorf("lag %d, want %d", lag, 2*maxIndexLag)
 	}
-	// A search would walk the whole tail: refused, not minutes long.
+	// A search walks the newest maxTailWalk events of the tail, not all of
+	// it: answered when they fill its page, refused when they do not.
 	defer func(m int64) { maxTailWalk = m }(maxTailWalk)
 	maxTailWalk = maxIndexLag
-	_, err = s.SearchEvents(ctx, "acme", cairn.Filter{Action: "document.update", Limit: 10})
-	if cairn.ErrorCode(err) != cairn.EUnavailable {
-		t.Errorf("search over a %d-event tail: %v, want %s", 2*maxIndexLag, err, cairn.EUnavailable)
+	top := int64(2 * maxIndexLag)
+	for _, c := range []struct {
+		f     cairn.Filter
+		first int64
+	}{
+		{cairn.Filter{Limit: 10, SkipBuiltin: true}, top},
+		{cairn.Filter{Action: "document.update", Limit: 10}, top - 1}, // every fifth event
+	} {
+		p, err := s.SearchEvents(ctx, "acme", c.f)
+		if err != nil || len(p.Items) != 10 || p.Next == 0 || p.Items[0].Cursor != c.first {
+			t.Fatalf("search %+v over a %d-event tail: %+v, %v", c.f, top, p, err)
+		}
 	}
-	// Below the cursor, the tail is short enough.
-	if _, err := s.SearchEvents(ctx, "acme", cairn.Filter{Action: "document.update", Limit: 10, Before: maxIndexLag / 2}); err != nil {
-		t.Errorf("search with a cursor below the long tail: %v", err)
+	// A page filled by exactly the walked events gets a cursor: more may
+	// match below them.
+	maxTailWalk = 100
+	p, err := s.SearchEvents(ctx, "acme", cairn.Filter{Limit: 100, SkipBuiltin: true})
+	if err != nil || len(p.Items) != 100 || p.Next != top-99 {
+		t.Fatalf("a page of the walked events: %d items, next %d, %v", len(p.Items), p.Next, err)
+	}
+	maxTailWalk = maxIndexLag
+	_, err = s.SearchEvents(ctx, "acme", cairn.Filter{Action: "no.such", Limit: 10})
+	if cairn.ErrorCode(err) != cairn.EUnavailable {
+		t.Errorf("search for what the tail's newest %d events do not hold: %v, want %s", maxTailWalk, err, cairn.EUnavailable)
+	}
+	// Below the cursor, the tail is short enough to walk whole.
+	p, err = s.SearchEvents(ctx, "acme", cairn.Filter{Action: "no.such", Limit: 10, Before: maxIndexLag / 2})
+	if err != nil || len(p.Items) != 0 {
+		t.Errorf("search with a cursor below the long tail: %d items, %v", len(p.Items), err)
 	}
 	s.ix.setPaused(false)
 	waitIndexed(t, s)

@@ -79,11 +79,27 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 				return nil, fmt.Errorf("search: read index watermark: %w", err)
 			}
 		}
+		floor := w
 		if !p.text {
-			if err := s.tailWalkable(w, p.before); err != nil {
+			floor = s.tailFloor(w, p.before)
+			queries = append(queries, p.tail(floor))
+		}
+		if floor > w {
+			// The tail is cut short: the events between the watermark and
+			// the floor are neither walked nor indexed.
+			page := &cairn.Page{}
+			if err := s.searchRows(ctx, tx, queries[0], p, org, page); err != nil {
 				return nil, err
 			}
-			queries = append(queries, p.tail(w))
+			switch {
+			case page.Next != 0:
+			case len(page.Items) == p.limit:
+				// More may match below the floor: the next page looks.
+				page.Next = page.Items[len(page.Items)-1].Cursor
+			default:
+				return nil, cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log (it is being built) and the newest %d events hold fewer than %d matches; narrow the search or retry as it catches up", floor-w+maxTailWalk, maxTailWalk, p.limit)
+			}
+			return page, nil
 		}
 		if w > 0 {
 			queries = append(queries, p.indexed(w))
@@ -98,27 +114,27 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	return page, nil
 }
 
-// maxTailWalk is the longest unindexed tail a search walks. Appends keep
-// the tail below maxIndexLag, so only an index working through a backlog (a
-// rebuild) has a longer one: walking it for a rare filter took minutes at
-// 10 M events, holding a reader and slowing the rebuild. Such a search is
-// refused until the index is closer; a variable for tests.
+// maxTailWalk is the most events of the unindexed tail a search walks.
+// Appends keep the tail below maxIndexLag, so only an index working
+// through a backlog (a rebuild) has a longer one: walking all of it for a
+// rare filter took minutes at 10 M events, holding a reader and slowing
+// the rebuild. A search walks the newest maxTailWalk and is answered if
+// they fill its page (a listing without filters, a common action), and
+// refused until the index is closer if not; a variable for tests.
 var maxTailWalk int64 = 4 * maxIndexLag
 
-// tailWalkable refuses a search whose tail, the events above the index's
-// watermark w (and below the cursor), is longer than maxTailWalk.
-func (s *Store) tailWalkable(w, before int64) error {
+// tailFloor is the gid above which a search walks the unindexed tail:
+// the index's watermark w, or, when the tail below the cursor is longer
+// than maxTailWalk, the gid maxTailWalk below its top.
+func (s *Store) tailFloor(w, before int64) int64 {
 	if s.ix == nil {
-		return nil
+		return w
 	}
 	_, top := s.ix.watermark()
 	if before > 0 {
 		top = min(top, before-1)
 	}
-	if top-w <= maxTailWalk {
-		return nil
-	}
-	return cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log (it is being built); searches resume as it catches up", top-w)
+	return max(w, top-maxTailWalk)
 }
 
 // maxSearchStmts bounds the prepared search statements kept: one per SQL
