@@ -100,6 +100,9 @@ type indexItem struct {
 // indexer keeps the index database up to date with the log.
 type indexer struct {
 	db     *sql.DB // the index database, one connection
+	// ins and setState are write's statements, prepared once (as the
+	// log's, see writeStmts).
+	ins, setState *sql.Stmt
 	wal    *walCheckpointer
 	log    *sql.DB // the log's readers, for events the queue does not hold
 	logger *slog.Logger
@@ -256,7 +259,18 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused b
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	x := &indexer{db: db, wal: newWALCheckpointer(ckpt, db, logger), log: log, logger: logger, committed: committed, indexed: indexed,
+	ins, err := db.Prepare(`INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
+	if err != nil {
+		ckpt.Close()
+		return nil, err
+	}
+	setState, err := db.Prepare(`UPDATE state SET indexed = ? WHERE id = 0`)
+	if err != nil {
+		ins.Close()
+		ckpt.Close()
+		return nil, err
+	}
+	x := &indexer{db: db, ins: ins, setState: setState, wal: newWALCheckpointer(ckpt, db, logger), log: log, logger: logger, committed: committed, indexed: indexed,
 		advanced: make(chan struct{}), wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), paused: paused}
 	if committed-indexed >= maxIndexLag {
@@ -282,7 +296,7 @@ func (x *indexer) close() error {
 	close(x.stop)
 	<-x.done
 	x.wal.close()
-	return errors.Join(x.wal.db.Close(), x.db.Close())
+	return errors.Join(x.ins.Close(), x.setState.Close(), x.wal.db.Close(), x.db.Close())
 }
 
 // added records events the log has just committed (gid ascending).
@@ -495,16 +509,13 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 		return err
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
-	if err != nil {
-		return err
-	}
+	ins := tx.StmtContext(ctx, x.ins)
 	for _, it := range batch {
 		if _, err := ins.ExecContext(ctx, it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
 			return fmt.Errorf("index event %d: %w", it.gid, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE state SET indexed = ? WHERE id = 0`, upto); err != nil {
+	if _, err := tx.StmtContext(ctx, x.setState).ExecContext(ctx, upto); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

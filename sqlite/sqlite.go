@@ -46,6 +46,7 @@ type Config struct {
 type Store struct {
 	cfg Config
 	w   *sql.DB // one connection: every write is serialised here
+	ws  *writeStmts
 	r   *sql.DB // read-only connections
 	wal *walCheckpointer
 	ix  *indexer // nil in a read-only store
@@ -111,6 +112,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", cfg.Path, err)
+	}
+	if s.ws, err = prepareWrites(ctx, w); err != nil {
+		w.Close()
+		return nil, err
 	}
 	var logID []byte
 	var maxGID int64
@@ -212,6 +217,9 @@ func (s *Store) Close() error {
 		s.stmts = nil
 		s.mu.Unlock()
 		errs = append(errs, s.r.Close())
+	}
+	if s.ws != nil {
+		errs = append(errs, s.ws.close())
 	}
 	// A final checkpoint keeps the WAL file small for the next start.
 	_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
