@@ -454,3 +454,91 @@ func countAction(t *testing.T, s *Store, a string) int {
 		f.Before = p.Next
 	}
 }
+
+// segments counts the index's FTS5 segments, from its structure record
+// (FTS5's fts5StructureDecode: a 4-byte cookie, then varints for the
+// number of levels and of segments).
+func segments(t *testing.T, s *Store) int {
+	t.Helper()
+	var b []byte
+	if err := s.r.QueryRowContext(t.Context(), `SELECT block FROM ix.events_index_data WHERE id = 10`).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	varint := func(b []byte) (uint64, []byte) { // SQLite's, big-endian
+		var v uint64
+		for i := range b {
+			if i == 8 {
+				return v<<8 | uint64(b[i]), b[i+1:]
+			}
+			v = v<<7 | uint64(b[i]&0x7f)
+			if b[i]&0x80 == 0 {
+				return v, b[i+1:]
+			}
+		}
+		t.Fatalf("bad structure record %x", b)
+		return 0, nil
+	}
+	_, rest := varint(b[4:]) // levels
+	n, _ := varint(rest)
+	return int(n)
+}
+
+// TestIndexMerges: small index transactions leave many segments, which
+// every search term seeks into; the indexer merges them once it has
+// nothing to index, and the index still finds every event.
+func TestIndexMerges(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
+			defer func(d time.Duration) { mergeIdle = d }(mergeIdle)
+			mergeIdle = time.Hour
+			if background {
+				mergeIdle = 20 * time.Millisecond
+			}
+			s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+			defer s.Close()
+			ctx := t.Context()
+			if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 40 {
+				appendEntries(t, s, "acme", "app", []cairn.Entry{storetest.NewEntry("acme", "app", storetest.RealisticEvent(i))})
+				waitIndexed(t, s) // one index transaction per event
+			}
+			if background {
+				deadline := time.Now().Add(10 * time.Second)
+				for segments(t, s) > 8 && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			} else {
+				t.Logf("%d segments before merging", segments(t, s))
+				if n := segments(t, s); n < 16 {
+					t.Fatalf("%d segments after 40 index transactions; the test needs more", n)
+				}
+				for steps := 0; ; steps++ {
+					more, err := s.ix.merge(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !more {
+						break
+					}
+					if steps > 1000 {
+						t.Fatal("merging does not end")
+					}
+				}
+			}
+			if n := segments(t, s); n > 8 {
+				t.Fatalf("%d segments after merging", n)
+			}
+			if got := len(searchAll(t, s, cairn.Filter{})); got != 40 {
+				t.Fatalf("%d events found after merging, want 40", got)
+			}
+			if got, want := countAction(t, s, "document.update"), 8; got != want {
+				t.Fatalf("%d document.update events found after merging, want %d", got, want)
+			}
+		})
+	}
+}
