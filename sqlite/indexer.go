@@ -64,9 +64,13 @@ const (
 	// index transaction flushes a new FTS5 segment that later merges cost
 	// again, and with 64 single-event writers the indexer committed a
 	// transaction per group commit (~20 events), 26 % of the server's CPU.
-	indexGather   = 1024
-	indexDelay    = 20 * time.Millisecond
-	mergePages    = 64 // FTS5 merge work per step (see merge)
+	indexGather = 1024
+	indexDelay  = 20 * time.Millisecond
+	mergePages  = 64 // FTS5 merge work per step (see merge)
+	// The indexer does not merge while it indexes more than mergeMaxRate
+	// events a second: transactions are large then, automerge keeps up,
+	// and merging as well cost bulk ingest 4-19 %.
+	mergeMaxRate  = 2000
 	admitTimeout  = 30 * time.Second
 	textWait      = 10 * time.Second
 	indexRetryMin = 100 * time.Millisecond
@@ -405,17 +409,24 @@ func (x *indexer) setPaused(p bool) {
 func (x *indexer) run() {
 	defer close(x.done)
 	retry := indexRetryMin
-	var idle <-chan time.Time // set while merge work may be left
+	// Merging (see merge): idle fires while merge work may be left; recent
+	// events were indexed since it was armed.
+	var idle <-chan time.Time
+	var armed time.Time
+	recent := 0
 	for {
 		select {
 		case <-x.stop:
 			return
 		case <-idle:
+			idle = nil
+			if float64(recent)/time.Since(armed).Seconds() > mergeMaxRate {
+				continue // busy: automerge keeps up; look again later
+			}
 			more, err := x.merge(context.Background())
 			if err != nil {
 				x.logger.Error("search index: merging segments failed", "err", err)
 			}
-			idle = nil
 			if more && err == nil {
 				idle = time.After(mergePause)
 			}
@@ -425,7 +436,7 @@ func (x *indexer) run() {
 		if idle == nil {
 			// Not reset by each wake: a steady trickle (the records of
 			// reads) would put merging off for ever.
-			idle = time.After(mergeIdle)
+			idle, armed, recent = time.After(mergeIdle), time.Now(), 0
 		}
 		if !x.gather() {
 			return
@@ -446,6 +457,7 @@ func (x *indexer) run() {
 			if n == 0 {
 				break
 			}
+			recent += n
 			select {
 			case <-x.stop:
 				return
@@ -470,8 +482,8 @@ func (x *indexer) run() {
 // ('optimize', or usermerge 2) made every shape slower: FTS5 reads long
 // posting lists backwards (newest first) a page at a time. So, mergeIdle
 // after it first indexes something, the indexer merges a step at a time
-// for as long as it has nothing to index and merge work is left; under
-// sustained ingest it is rarely caught up, and automerge alone merges.
+// for as long as it has nothing to index and merge work is left, unless
+// it has been indexing more than mergeMaxRate events a second.
 func (x *indexer) merge(ctx context.Context) (bool, error) {
 	x.mu.Lock()
 	paused, behind := x.paused, x.indexed < x.committed
