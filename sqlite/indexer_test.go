@@ -455,15 +455,22 @@ func countAction(t *testing.T, s *Store, a string) int {
 	}
 }
 
-// segments counts the index's FTS5 segments, from its structure record
-// (FTS5's fts5StructureDecode: a 4-byte cookie, then varints for the
-// number of levels and of segments).
-func segments(t *testing.T, s *Store) int {
+// structure returns the index's FTS5 structure record.
+func structure(t *testing.T, s *Store) []byte {
 	t.Helper()
 	var b []byte
 	if err := s.r.QueryRowContext(t.Context(), `SELECT block FROM ix.events_index_data WHERE id = 10`).Scan(&b); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// segments counts the index's FTS5 segments, from its structure record
+// (FTS5's fts5StructureDecode: a 4-byte cookie, then varints for the
+// number of levels and of segments).
+func segments(t *testing.T, s *Store) int {
+	t.Helper()
+	b := structure(t, s)
 	varint := func(b []byte) (uint64, []byte) { // SQLite's, big-endian
 		var v uint64
 		for i := range b {
@@ -517,8 +524,20 @@ func TestIndexMerges(t *testing.T) {
 				if n := segments(t, s); n < 16 {
 					t.Fatalf("%d segments after 40 index transactions; the test needs more", n)
 				}
+				// No step while a free-text search waits for the index.
+				// (First let the indexer's gather, which also takes the
+				// hurry, time out: nothing wakes it again.)
+				time.Sleep(5 * indexDelay)
+				before := structure(t, s)
+				s.ix.hurry <- struct{}{}
+				if more, err := s.ix.mergeStep(); err != nil || !more {
+					t.Fatalf("merge step while hurried: more %v, %v", more, err)
+				}
+				if !bytes.Equal(structure(t, s), before) {
+					t.Fatal("a merge step ran while a free-text search waited")
+				}
 				for steps := 0; ; steps++ {
-					more, err := s.ix.merge(ctx)
+					more, err := s.ix.mergeStep()
 					if err != nil {
 						t.Fatal(err)
 					}
