@@ -383,12 +383,6 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 	if !f.Since.IsZero() && !f.Until.IsZero() {
 		if toks := windowTokens(orgID, f.Since, f.Until); toks != nil {
 			match.anyOf(toks)
-			// Selective for the built-in context's term below: a window
-			// holds only the read records of its own time, and ANDed with
-			// that term (every event) a window an hour in the past took
-			// 30-400 ms at 10 M events, FTS5 stepping the long list back
-			// from its newest entry to the window.
-			selective = true
 		}
 	}
 	if f.Text != "" {
