@@ -63,6 +63,8 @@ const (
 	tokMinute       = 'n'
 	tokTenSeconds   = 'w'
 	tokSecond       = 'q'
+	tokDecisecond   = 'c'
+	tokCentisecond  = 'j'
 	tokLeafHash     = 'l' // "0l" + 20 hex digits of the RFC 6962 leaf hash
 )
 
@@ -96,20 +98,31 @@ func prefixBoundary(p string) bool {
 }
 
 // Time buckets, coarsest first: the field letter of each and how many
-// digits of "YYYYMMDDhhmmss" name it.
+// digits of "YYYYMMDDhhmmsscc" (cc: hundredths of a second) name it.
+//
+// The finest is a hundredth of a second because a window's edges are
+// rounded outwards to a bucket, and the events of the partial bucket past
+// until are read and rejected before the first match (a search walks newest
+// first): with seconds as the finest bucket, a one-minute window ending
+// 0.05 s into a second took 50-340 ms at 10 M events written at 22,000 a
+// second, against 2-14 ms ending on a whole second.
 var timeFields = [...]struct {
 	field  byte
 	digits int
 }{
 	{tokYear, 4}, {tokMonth, 6}, {tokDay, 8}, {tokHour, 10},
 	{tokTenMinutes, 11}, {tokMinute, 12}, {tokTenSeconds, 13}, {tokSecond, 14},
+	{tokDecisecond, 15}, {tokCentisecond, 16},
 }
 
+// timeGrain is the finest time bucket.
+const timeGrain = 10 * time.Millisecond
+
 // timeToken is the token of the bucket of t named by its first digits of
-// "YYYYMMDDhhmmss". Time tokens need no hash: "0", the field letter, the org
+// "YYYYMMDDhhmmsscc". Time tokens need no hash: "0", the field letter, the org
 // id, "z" and digits is one token to the tokenizer and unique per org.
 func timeToken(orgID int64, field byte, t time.Time, digits int) string {
-	var stamp [14]byte
+	var stamp [16]byte
 	y, mo, d := t.Date()
 	h, mi, sec := t.Clock()
 	put := func(at, v, n int) {
@@ -124,6 +137,7 @@ func timeToken(orgID int64, field byte, t time.Time, digits int) string {
 	put(8, h, 2)
 	put(10, mi, 2)
 	put(12, sec, 2)
+	put(14, t.Nanosecond()/int(timeGrain), 2)
 	b := make([]byte, 0, 40)
 	b = append(b, '0', field)
 	b = strconv.AppendInt(b, orgID, 10)
@@ -258,7 +272,8 @@ func scalarText(v any) string {
 const maxWindowTokens = 256
 
 // windowTokens returns bucket tokens whose union covers [since, until),
-// rounded outwards to whole seconds (the query re-checks event_time), or
+// rounded outwards to hundredths of a second (the query re-checks
+// event_time), or
 // nil when that needs more than maxWindowTokens buckets.
 //
 // The cover must be tight at both edges: a search walks newest first, so
@@ -271,10 +286,10 @@ func windowTokens(orgID int64, since, until time.Time) []string {
 	if !until.After(since) {
 		return nil
 	}
-	t := since.Truncate(time.Second)
-	end := until.Truncate(time.Second)
+	t := since.Truncate(timeGrain)
+	end := until.Truncate(timeGrain)
 	if end.Before(until) {
-		end = end.Add(time.Second)
+		end = end.Add(timeGrain)
 	}
 	var out []string
 	for t.Before(end) {
@@ -283,6 +298,10 @@ func windowTokens(orgID int64, since, until time.Time) []string {
 		}
 		y, m, d := t.Date()
 		h, mi, sec := t.Clock()
+		cs := t.Nanosecond() / int(timeGrain)
+		if cs != 0 {
+			sec = -1 // no bucket of a second or more starts here
+		}
 		fits := func(next time.Time) bool { return !next.After(end) }
 		var next time.Time
 		var field byte
@@ -302,8 +321,12 @@ func windowTokens(orgID int64, since, until time.Time) []string {
 			next, field, digits = t.Add(time.Minute), tokMinute, 12
 		case sec%10 == 0 && fits(t.Add(10*time.Second)):
 			next, field, digits = t.Add(10*time.Second), tokTenSeconds, 13
-		default:
+		case sec >= 0 && fits(t.Add(time.Second)):
 			next, field, digits = t.Add(time.Second), tokSecond, 14
+		case cs%10 == 0 && fits(t.Add(10*timeGrain)):
+			next, field, digits = t.Add(10*timeGrain), tokDecisecond, 15
+		default:
+			next, field, digits = t.Add(timeGrain), tokCentisecond, 16
 		}
 		out = append(out, timeToken(orgID, field, t, digits))
 		t = next

@@ -32,6 +32,20 @@ func TestWindowTokensCover(t *testing.T) {
 				t.Fatalf("%v in [%v, %v) is in none of the window's buckets", at, since, until)
 			}
 		}
+		// Tight to a hundredth of a second at both edges: a search walks
+		// newest first, and what the cover holds past until is read and
+		// rejected before the first match.
+		after := until.Truncate(timeGrain)
+		if after.Before(until) {
+			after = after.Add(timeGrain)
+		}
+		before := since.Truncate(timeGrain).Add(-time.Nanosecond)
+		for _, out := range []time.Time{after, before} {
+			b := timeBuckets(7, out)
+			if slices.ContainsFunc(b[:], func(tok string) bool { return slices.Contains(toks, tok) }) {
+				t.Fatalf("%v, outside [%v, %v) by more than %v, is in the window's buckets", out, since, until, timeGrain)
+			}
+		}
 		// Tokens of another org never match.
 		if slices.Contains(toks, timeBuckets(8, since)[7]) {
 			t.Fatal("another org's bucket matched")

@@ -89,8 +89,9 @@ var (
 
 // indexSchema is the index database's schema. Its version changes with
 // anything that changes what is indexed (index.go's tokens): an index of
-// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a.
-const indexVersion = 2
+// another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: time
+// buckets down to a hundredth of a second.
+const indexVersion = 3
 
 const indexSchema = `
 -- rowid = events.gid in the log database; see index.go for the body.
