@@ -273,8 +273,7 @@ const maxWindowTokens = 256
 
 // windowTokens returns bucket tokens whose union covers [since, until),
 // rounded outwards to hundredths of a second (the query re-checks
-// event_time), or
-// nil when that needs more than maxWindowTokens buckets.
+// event_time), or nil when that needs more than maxWindowTokens buckets.
 //
 // The cover must be tight at both edges: a search walks newest first, so
 // what it adds after until is walked and rejected before the first hit, and
