@@ -70,7 +70,7 @@ type AuditorConfig struct {
 // 200 ms.
 const DefaultAuditDelay = 200 * time.Millisecond
 
-// maxAuditBatch is the most records one delayed commit gathers.
+// maxAuditBatch is the most records of one org a delayed commit gathers.
 const maxAuditBatch = 1000
 
 // Auditor appends Cairn's own actions to the built-in context of an org
@@ -85,9 +85,8 @@ type Auditor struct {
 	wg      sync.WaitGroup
 	// waiting are the records of RecordAsync not yet handed to the
 	// committer, one request per org, and timer is their flush.
-	waiting  map[string]*cairn.AppendRequest
-	nwaiting int
-	timer    *time.Timer
+	waiting map[string]*cairn.AppendRequest
+	timer   *time.Timer
 }
 
 // NewAuditor returns an Auditor. Close it before the Committer.
@@ -168,14 +167,15 @@ func (a *Auditor) RecordAsync(org string, r AuditRecord) error {
 		return cairn.Errorf(cairn.EUnavailable, "too many audit records waiting; retry shortly")
 	}
 	a.pending++
-	if w := a.waiting[org]; w != nil {
+	w := a.waiting[org]
+	if w != nil {
 		w.Entries = append(w.Entries, req.Entries...)
 	} else {
-		a.waiting[org] = req
+		w = req
+		a.waiting[org] = w
 	}
-	a.nwaiting++
 	switch {
-	case a.cfg.Delay < 0 || a.nwaiting >= maxAuditBatch:
+	case a.cfg.Delay < 0 || len(w.Entries) >= maxAuditBatch:
 		a.flushLocked()
 	case a.timer == nil:
 		a.timer = time.AfterFunc(a.cfg.Delay, a.flush)
@@ -214,7 +214,6 @@ func (a *Auditor) flushLocked() {
 		}()
 	}
 	clear(a.waiting)
-	a.nwaiting = 0
 }
 
 // Close commits the records still waiting and returns once every record

@@ -70,6 +70,7 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	}
 	defer tx.Rollback()
 	var queries []searchQuery
+	cut := false // the tail walk stops short of the index (a rebuild)
 	if p.match == "" {
 		queries = []searchQuery{p.walk()}
 	} else {
@@ -84,24 +85,10 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 			floor = s.tailFloor(w, p.before)
 			queries = append(queries, p.tail(floor))
 		}
-		if floor > w {
-			// The tail is cut short: the events between the watermark and
-			// the floor are neither walked nor indexed.
-			page := &cairn.Page{}
-			if err := s.searchRows(ctx, tx, queries[0], p, org, page); err != nil {
-				return nil, err
-			}
-			switch {
-			case page.Next != 0:
-			case len(page.Items) == p.limit:
-				// More may match below the floor: the next page looks.
-				page.Next = page.Items[len(page.Items)-1].Cursor
-			default:
-				return nil, cairn.Errorf(cairn.EUnavailable, "the search index is %d events behind the log (it is being built) and the newest %d events hold fewer than %d matches; narrow the search or retry as it catches up", floor-w+maxTailWalk, maxTailWalk, p.limit)
-			}
-			return page, nil
-		}
-		if w > 0 {
+		// Below a cut tail lie events neither walked nor indexed: the
+		// index's answers would skip them.
+		cut = floor > w
+		if w > 0 && !cut {
 			queries = append(queries, p.indexed(w))
 		}
 	}
@@ -110,6 +97,13 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 		if err := s.searchRows(ctx, tx, q, p, org, page); err != nil || page.Next != 0 {
 			return page, err
 		}
+	}
+	if cut {
+		if len(page.Items) < p.limit {
+			return nil, cairn.Errorf(cairn.EUnavailable, "the search index is being built, and the newest %d events it does not hold yet have fewer than %d matches; narrow the search or retry as it catches up", maxTailWalk, p.limit)
+		}
+		// More may match below the walked events: the next page looks.
+		page.Next = page.Items[len(page.Items)-1].Cursor
 	}
 	return page, nil
 }
