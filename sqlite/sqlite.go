@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-audit/cairn"
@@ -56,6 +57,9 @@ type Store struct {
 	names    map[int64]ctxKey  // ctx id → name
 	orgs     map[string]int64
 	stmts    map[string]*sql.Stmt // prepared searches by SQL (read.go)
+
+	frontiers frontiers    // the right edge of each context's tree (append.go)
+	hashReads atomic.Int64 // stored hashes appends read from the database (tests)
 }
 
 type ctxKey struct{ org, name string }
