@@ -12,7 +12,7 @@ import (
 // the committer hands them over, written to a fresh index in batches.
 func BenchmarkIndexer(b *testing.B) {
 	for _, hashsize := range []int{0} {
-		for _, batch := range []int{4096} {
+		for _, batch := range []int{20, 140, 500, 1024, 4096} {
 			b.Run(fmt.Sprintf("hashsize=%d/batch=%d", hashsize, batch), func(b *testing.B) {
 				db, _, err := openIndex(b.Context(), filepath.Join(b.TempDir(), "x.index.db"), []byte("x"), 0, nil)
 				if err != nil {
@@ -25,6 +25,9 @@ func BenchmarkIndexer(b *testing.B) {
 					}
 				}
 				x := &indexer{db: db}
+				if err := x.prepare(); err != nil {
+					b.Fatal(err)
+				}
 				items := make([]indexItem, batch)
 				gid := int64(0)
 				b.ResetTimer()
