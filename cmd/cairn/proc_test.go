@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,9 +75,16 @@ func (l *lockedBuffer) String() string {
 // until it listens.
 func startServer(t *testing.T, dataDir string, extraArgs ...string) *proc {
 	t.Helper()
+	return startServerEnv(t, dataDir, os.Environ(), extraArgs...)
+}
+
+// startServerEnv is startServer with the process environment env (plus the
+// bootstrap token).
+func startServerEnv(t *testing.T, dataDir string, env []string, extraArgs ...string) *proc {
+	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extraArgs...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "CAIRN_BOOTSTRAP_TOKEN="+testToken)
+	cmd.Env = append(slices.Clip(env), "CAIRN_BOOTSTRAP_TOKEN="+testToken)
 	p := &proc{t: t, cmd: cmd, dataDir: dataDir}
 	p.addr, p.stderr, p.exited = launch(t, cmd, "cairn listening")
 	p.client = &httpapi.Client{BaseURL: p.addr, Token: testToken}

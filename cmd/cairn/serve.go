@@ -235,6 +235,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := m.ParseFlags(args); err != nil {
 		return err
 	}
+	tuneGC(m.logger)
 	if err := m.Open(ctx); err != nil {
 		m.Close()
 		return err
