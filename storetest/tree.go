@@ -19,9 +19,9 @@ func recordHash(leaf []byte) [32]byte {
 	return h
 }
 
-// independentRoot computes the RFC 6962 root of leaves with
+// IndependentRoot computes the RFC 6962 root of leaves with
 // transparency-dev/merkle's compact ranges (not x/mod's tlog).
-func independentRoot(t *testing.T, leaves [][]byte) [32]byte {
+func IndependentRoot(t *testing.T, leaves [][]byte) [32]byte {
 	t.Helper()
 	if len(leaves) == 0 {
 		return sha256.Sum256(nil)
@@ -60,7 +60,7 @@ func testStoredHashes(t *testing.T, f Factory) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if root := independentRoot(t, leaves); root != c.Root {
+	if root := IndependentRoot(t, leaves); root != c.Root {
 		t.Fatalf("stored root %x, independent root %x", c.Root, root)
 	}
 	var mem memHashes
