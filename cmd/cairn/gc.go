@@ -2,8 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
@@ -27,8 +30,7 @@ const serveMemoryRatio = 0.7
 // tuneGC sets the collector's defaults for a server process. GOGC and
 // GOMEMLIMIT, when set, win; AUTOMEMLIMIT=off leaves the limit unset.
 func tuneGC(logger *slog.Logger) {
-	gogc := os.Getenv("GOGC")
-	if gogc == "" {
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
 	limit, err := memlimit.Set(
@@ -41,9 +43,15 @@ func tuneGC(logger *slog.Logger) {
 	logger.Info("garbage collector", "gc_percent", currentGCPercent(), "memory_limit_bytes", limit)
 }
 
-// currentGCPercent reads the collector's target without changing it.
-func currentGCPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
+// currentGCPercent reads the collector's target: a number or "off".
+func currentGCPercent() string {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return "unknown"
+	}
+	if v := s[0].Value.Uint64(); v != math.MaxUint64 {
+		return strconv.FormatUint(v, 10)
+	}
+	return "off"
 }
