@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -35,12 +37,19 @@ func BenchmarkIndexer(b *testing.B) {
 					for i := range items {
 						gid++
 						e := storetest.RealisticEvent(int(gid))
-						items[i] = indexItem{gid: gid, orgID: 1, ctxID: 2, event: &e, leafHash: [32]byte{byte(gid), byte(gid >> 8), byte(gid >> 16)}}
+						items[i] = indexItem{gid: gid, orgID: 1, ctxID: 2, event: &e, leafHash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(gid)))}
 					}
 					if err := x.write(b.Context(), items, gid); err != nil {
 						b.Fatal(err)
 					}
 				}
+				b.StopTimer()
+				// The index's size: its pages, in the file or still in the WAL.
+				var pages, pageSize int64
+				if err := db.QueryRow(`SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size)`).Scan(&pages, &pageSize); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(pages*pageSize)/float64(gid), "index-B/event")
 			})
 		}
 	}
