@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"io"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 )
 
 // The synthetic data set.
@@ -174,10 +171,6 @@ type body struct {
 	slots  []slot
 	events []eventMeta
 	single bool
-
-	// inflight counts request-body readers the transport has not closed
-	// yet; buf is only rewritten when it is zero.
-	inflight sync.WaitGroup
 }
 
 func (b *body) count() int { return len(b.events) }
@@ -330,7 +323,7 @@ func (g *generator) appendEvent(b *body) {
 }
 
 // patch re-randomises every event's actor, target, group and request id
-// in place. The caller must own b (no request in flight).
+// in place (requests send a copy, see postBody).
 func (b *body) patch(u *universe, r *rand.Rand) {
 	for _, m := range b.events {
 		actor := uint64(u.randActor(r, m.service))
@@ -352,26 +345,6 @@ func (b *body) patch(u *universe, r *rand.Rand) {
 			writePadded(b.buf[s.off:int(s.off)+int(s.width)], v)
 		}
 	}
-}
-
-// reader returns a request body over buf that tells b when the transport
-// is done with it.
-func (b *body) reader() io.ReadCloser {
-	b.inflight.Add(1)
-	r := &bodyReader{done: &b.inflight}
-	r.Reset(b.buf)
-	return r
-}
-
-type bodyReader struct {
-	bytes.Reader
-	once sync.Once
-	done *sync.WaitGroup
-}
-
-func (r *bodyReader) Close() error {
-	r.once.Do(r.done.Done)
-	return nil
 }
 
 // meanEventSize is the mean encoded size of one event over bodies, without

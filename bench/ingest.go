@@ -43,6 +43,7 @@ type IngestResult struct {
 type ingestWorker struct {
 	id     int
 	api    *api
+	conn   *conn // its own connection (conn.go)
 	u      *universe
 	r      *rand.Rand
 	url    string
@@ -115,7 +116,12 @@ func runIngest(ctx context.Context, cfg *config, a *api, rep *report, log io.Wri
 
 	workers := make([]*ingestWorker, cfg.Clients)
 	for i := range workers {
-		w := &ingestWorker{id: i, api: a, u: u, url: ingestURL(a, cfg),
+		c, err := newConn(cfg.Server, cfg.Timeout)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		w := &ingestWorker{id: i, api: a, conn: c, u: u, url: ingestURL(a, cfg),
 			r:    rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)),
 			errs: errCounts{}}
 		for j := i; j < len(pool); j += cfg.Clients {
@@ -213,7 +219,6 @@ const maxTransportRetries = 3
 // post re-randomises b and sends it, retrying 503/429 after Retry-After
 // (until the deadline, if any) and transport errors a few times.
 func (w *ingestWorker) post(ctx context.Context, sh *shared, b *body, deadline time.Time) {
-	b.inflight.Wait() // the transport may close a body after RoundTrip returns
 	b.patch(w.u, w.r)
 	backoff := 50 * time.Millisecond
 	transportFails := 0
@@ -228,7 +233,7 @@ func (w *ingestWorker) post(ctx context.Context, sh *shared, b *body, deadline t
 		}
 		w.attempts++
 		start := time.Now()
-		resp, err := w.api.do(req, &w.buf)
+		resp, err := w.conn.do(ctx, req, &w.buf)
 		elapsed := time.Since(start)
 		if err != nil {
 			if ctx.Err() != nil {
