@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -19,12 +18,20 @@ import (
 // event's free text and one key token per filterable value: the context, the
 // action and each of its dotted prefixes, kind, outcome, actor type, id and
 // email, target type, id and type+id, group and each '/'-bounded path
-// prefix of the group id ("acme", "acme/finance" for "acme/finance/emea"), and the bucket of event_time
-// at each of eight granularities from the year to the second. A key token
-// is "0", a field letter and 16 hex digits of FNV-1a(org id, field, value),
-// so tokens of different orgs and fields never meet and any value survives
-// the tokenizer; a time token is "0", a field letter, the org id, "z" and
-// the digits of the bucket.
+// prefix of the group id ("acme", "acme/finance" for "acme/finance/emea"),
+// the bucket of event_time at each of ten granularities from the year to
+// the hundredth of a second, and the leaf hash. A key token is "0", a field
+// letter and 10 base-36 digits of FNV-1a(org id, field, value), so tokens
+// of different orgs and fields never meet and any value survives the
+// tokenizer; a time token is "0", a field letter, the org id, "z" and the
+// bucket's "YYYYMMDD…" digits as one number in base 36.
+//
+// Tokens are short because the index pays for every byte: FTS5's tokenizer
+// reads the body a character at a time, and a term that few events share
+// (a target, a leaf hash) is stored again in every segment it is merged
+// into. Hex tokens of 18 characters and decimal time buckets made an index
+// of 114 bytes per event in BenchmarkIndexer; these make 93, and the
+// indexer 8-11 % faster (format 4, docs/performance.md).
 //
 // Why: a B-tree index on a high-cardinality column (actors, targets) puts
 // each new event on a random page, and SQLite writes every page a
@@ -65,14 +72,16 @@ const (
 	tokSecond       = 'q'
 	tokDecisecond   = 'c'
 	tokCentisecond  = 'j'
-	tokLeafHash     = 'l' // "0l" + 20 hex digits of the RFC 6962 leaf hash
+	tokLeafHash     = 'l' // "0l" + 50 bits of the RFC 6962 leaf hash (leafHashToken)
 )
 
-// token returns the key token of one field value in one org: 64 bits of
-// FNV-1a over (org id, field, value). A collision only costs a search the
-// rows it re-checks (and can only be arranged within one org: the org id is
-// hashed), so a cryptographic hash, which was 7 % of the server's CPU under
-// bulk ingest, buys nothing here.
+// token returns the key token of one field value in one org: the top 50
+// bits of FNV-1a over (org id, field, value), in 10 base-36 digits. A
+// collision only costs a search the rows it re-checks (and can only be
+// arranged within one org: the org id is hashed), so a cryptographic hash,
+// which was 7 % of the server's CPU under bulk ingest, buys nothing here;
+// with a million distinct values of one field, a value's token is shared
+// by another with a chance of about one in a billion.
 func token(orgID int64, field byte, value string) string {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
@@ -83,11 +92,21 @@ func token(orgID int64, field byte, value string) string {
 	for i := 0; i < len(value); i++ {
 		h = (h ^ uint64(value[i])) * prime
 	}
-	var sum [8]byte
-	binary.BigEndian.PutUint64(sum[:], h)
-	var out [18]byte
+	return keyToken(field, h)
+}
+
+// keyToken is "0", field and the top 50 bits of h in 10 base-36 digits
+// (36^10 > 2^51). FNV-1a's high bits depend on every input byte; its low
+// bits do not mix as well.
+func keyToken(field byte, h uint64) string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var out [12]byte
 	out[0], out[1] = '0', field
-	hex.Encode(out[2:], sum[:])
+	v := h >> 14
+	for i := len(out) - 1; i >= 2; i-- {
+		out[i] = digits[v%36]
+		v /= 36
+	}
 	return string(out[:])
 }
 
@@ -119,8 +138,9 @@ var timeFields = [...]struct {
 const timeGrain = 10 * time.Millisecond
 
 // timeToken is the token of the bucket of t named by its first digits of
-// "YYYYMMDDhhmmsscc". Time tokens need no hash: "0", the field letter, the org
-// id, "z" and digits is one token to the tokenizer and unique per org.
+// "YYYYMMDDhhmmsscc". Time tokens need no hash: "0", the field letter, the
+// org id, "z" and those digits as one number in base 36 is one token to the
+// tokenizer and unique per org (the field letter fixes how many digits).
 func timeToken(orgID int64, field byte, t time.Time, digits int) string {
 	var stamp [16]byte
 	y, mo, d := t.Date()
@@ -138,22 +158,23 @@ func timeToken(orgID int64, field byte, t time.Time, digits int) string {
 	put(10, mi, 2)
 	put(12, sec, 2)
 	put(14, t.Nanosecond()/int(timeGrain), 2)
+	var v uint64
+	for _, c := range stamp[:digits] {
+		v = v*10 + uint64(c-'0')
+	}
 	b := make([]byte, 0, 40)
 	b = append(b, '0', field)
 	b = strconv.AppendInt(b, orgID, 10)
 	b = append(b, 'z')
-	b = append(b, stamp[:digits]...)
+	b = strconv.AppendUint(b, v, 36)
 	return string(b)
 }
 
 // leafHashToken finds a leaf by its hash (proofs by leaf_hash). A leaf hash
-// is already uniform, so its first 10 bytes serve as the token; the query
+// is already uniform, so its first 50 bits serve as the token; the query
 // compares the whole stored hash.
 func leafHashToken(h [32]byte) string {
-	var b [22]byte
-	b[0], b[1] = '0', tokLeafHash
-	hex.Encode(b[2:], h[:10])
-	return string(b[:])
+	return keyToken(tokLeafHash, binary.BigEndian.Uint64(h[:8]))
 }
 
 // timeBuckets are the bucket tokens of an event time, coarsest first.

@@ -1,8 +1,12 @@
 package sqlite
 
 import (
+	"encoding/binary"
+	fnv1a "hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,8 +67,48 @@ func TestTokensDiffer(t *testing.T) {
 			t.Fatalf("token %s repeats", tok)
 		}
 		seen[tok] = true
-		if len(tok) != 18 || tok[0] != '0' {
+		if len(tok) != 12 || tok[0] != '0' || strings.Trim(tok, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
 			t.Fatalf("malformed token %q", tok)
 		}
 	}
+}
+
+// TestTokenEncoding pins the token formats: stored indexes hold them, so a
+// change here needs a new indexVersion.
+func TestTokenEncoding(t *testing.T) {
+	var h [32]byte
+	for i := range h {
+		h[i] = 0xff
+	}
+	at := time.Date(2026, 12, 2, 13, 45, 7, 890_000_000, time.UTC)
+	b := timeBuckets(12, at)
+	for got, want := range map[string]string{
+		token(1, tokActorID, "u1"):  "0i" + strconv.FormatUint(fnv(1, tokActorID, "u1")>>14, 36),
+		leafHashToken(h):            "0l" + strconv.FormatUint(1<<50-1, 36),
+		leafHashToken([32]byte{}):   "0l0000000000",
+		b[0]:                        "0v12z" + strconv.FormatUint(2026, 36),
+		b[len(b)-1]:                 "0j12z" + strconv.FormatUint(2026120213450789, 36),
+		timeToken(3, tokDay, at, 8): "0d3z" + strconv.FormatUint(20261202, 36),
+	} {
+		if got != want {
+			t.Errorf("token %q, want %q", got, want)
+		}
+	}
+}
+
+// base36 is v in base 36, zero-padded to width digits.
+func base36(v uint64, width int) string {
+	s := strconv.FormatUint(v, 36)
+	return strings.Repeat("0", max(0, width-len(s))) + s
+}
+
+// fnv is FNV-1a over (org id, field, value), written out again.
+func fnv(orgID int64, field byte, value string) uint64 {
+	h := fnv1a.New64a()
+	var org [8]byte
+	binary.BigEndian.PutUint64(org[:], uint64(orgID))
+	h.Write(org[:])
+	h.Write([]byte{field})
+	h.Write([]byte(value))
+	return h.Sum64()
 }

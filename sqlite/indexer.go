@@ -97,8 +97,9 @@ var (
 // indexSchema is the index database's schema. Its version changes with
 // anything that changes what is indexed (index.go's tokens): an index of
 // another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: time
-// buckets down to a hundredth of a second.
-const indexVersion = 3
+// buckets down to a hundredth of a second; 4: base-36 tokens, 50 bits for
+// key and leaf-hash tokens.
+const indexVersion = 4
 
 const indexSchema = `
 -- rowid = events.gid in the log database; see index.go for the body.
