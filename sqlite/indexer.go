@@ -147,10 +147,15 @@ type indexer struct {
 	advanced  chan struct{}
 	paused    bool // tests: leave the tail unindexed
 
-	wake  chan struct{}
-	hurry chan struct{} // a free-text search waits: index without delay
-	stop  chan struct{}
-	done  chan struct{}
+	wake    chan struct{}
+	hurry   chan struct{}  // a free-text search waits: index without delay
+	next    *logRead       // the log read ahead for the next step (readAhead)
+	reading sync.WaitGroup // reads ahead still running
+	// readAheads counts batches taken from a read ahead (tests; written
+	// by the indexer's goroutine before it takes mu).
+	readAheads int
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // openIndex opens (creating or rebuilding if needed) the index database of
@@ -337,6 +342,7 @@ func (x *indexer) poke() {
 func (x *indexer) close() error {
 	close(x.stop)
 	<-x.done
+	x.reading.Wait() // reads ahead of the log end before the log closes
 	x.wal.close()
 	return errors.Join(x.ins.Close(), x.setState.Close(), x.wal.db.Close(), x.db.Close())
 }
@@ -618,9 +624,8 @@ func (x *indexer) step(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	if batch == nil {
-		upto = min(upto, w+indexBatch)
 		var err error
-		if batch, err = x.readLog(ctx, w, upto); err != nil {
+		if batch, upto, err = x.readAhead(ctx, w, min(upto, w+indexBatch)); err != nil {
 			return 0, err
 		}
 	}
@@ -658,6 +663,59 @@ func (x *indexer) dropIndexed() {
 	if len(x.queue) == 0 {
 		x.queue = nil
 	}
+}
+
+// logRead is a read of the log's events (after, upto] that the indexer
+// started before it needed them.
+type logRead struct {
+	after, upto int64
+	done        chan struct{} // closed when batch and err are set
+	batch       []indexItem
+	err         error
+}
+
+// readAhead returns the events (after, upto] from the log, or the events
+// (after, u] for a u <= upto read ahead of time, with the upper bound it
+// returns. Then it starts reading the next batch's events, so that reading
+// and decoding them (a third of the indexer's time when it works through a
+// backlog, such as a rebuild) runs on the other core while this batch is
+// written. Only the indexer's goroutine calls it.
+func (x *indexer) readAhead(ctx context.Context, after, upto int64) ([]indexItem, int64, error) {
+	var batch []indexItem
+	var err error
+	if r := x.next; r != nil && r.after == after && r.upto <= upto {
+		<-r.done
+		batch, upto, err = r.batch, r.upto, r.err
+		x.readAheads++
+	} else {
+		// (A read ahead of another range is left to finish on its own.)
+		batch, err = x.readLog(ctx, after, upto)
+	}
+	x.next = nil
+	if err != nil {
+		return nil, 0, err
+	}
+	// The next range ends where step's next call may end it: at most a
+	// batch on, at the last event committed (every event up to it is in
+	// the log), and before the queue's first event (the queue supplies
+	// those).
+	x.mu.Lock()
+	next := min(upto+indexBatch, x.committed)
+	if len(x.queue) > 0 {
+		next = min(next, x.queue[0].gid-1)
+	}
+	x.mu.Unlock()
+	if next > upto {
+		r := &logRead{after: upto, upto: next, done: make(chan struct{})}
+		x.next = r
+		x.reading.Add(1)
+		go func() {
+			defer x.reading.Done()
+			defer close(r.done)
+			r.batch, r.err = x.readLog(context.WithoutCancel(ctx), r.after, r.upto)
+		}()
+	}
+	return batch, upto, nil
 }
 
 // readLog reads the events with gid in (after, upto] from the log.

@@ -437,6 +437,29 @@ func fillUnindexed(t *testing.T, s *Store) []cairn.Entry {
 	return entries
 }
 
+// TestIndexReadsAhead: a backlog of several batches is indexed whole, each
+// batch after the first read from the log while the one before it was
+// written.
+func TestIndexReadsAhead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	s := openIndexed(t, path)
+	fillUnindexed(t, s) // maxIndexLag events: four batches
+	s.Close()
+
+	s = openIndexed(t, path)
+	defer s.Close()
+	waitIndexed(t, s)
+	if n, want := countAction(t, s, "document.update"), (maxIndexLag+4)/5; n != want {
+		t.Errorf("%d document.update events found after the backlog, want %d", n, want)
+	}
+	s.ix.mu.Lock()
+	used := s.ix.readAheads
+	s.ix.mu.Unlock()
+	if want := maxIndexLag/indexBatch - 1; used != want {
+		t.Errorf("%d batches came from a read ahead, want %d", used, want)
+	}
+}
+
 // countAction counts an org's events with action a, through the index.
 func countAction(t *testing.T, s *Store, a string) int {
 	t.Helper()
