@@ -79,13 +79,18 @@ func (a *api) do(req *http.Request, buf *bytes.Buffer) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
+	if err := readBody(resp, buf); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// readBody reads resp's whole body into buf and closes it.
+func readBody(resp *http.Response, buf *bytes.Buffer) error {
+	buf.Reset()
+	_, err := buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return err
 }
 
 // postBody builds the POST of a copy of b's bytes, so b can be patched for

@@ -91,10 +91,7 @@ func (c *conn) roundTrip(req *http.Request, buf *bytes.Buffer) (*http.Response, 
 	if err != nil {
 		return nil, err
 	}
-	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
+	if err := readBody(resp, buf); err != nil {
 		return nil, err
 	}
 	return resp, nil
