@@ -97,8 +97,7 @@ func readBody(resp *http.Response, buf *bytes.Buffer) error {
 // the next request while the transport may still hold this one's body. The
 // copy is a *bytes.Reader on purpose: net/http writes the headers and a body
 // it knows to be in memory with one write, and flushes the headers on their
-// own before any other body (two writes, and often two reads by the server:
-// with single-event requests that was a third of the load generator's CPU).
+// own before any other body (two writes, and often two reads by the server).
 func (a *api) postBody(ctx context.Context, u string, b *body) (*http.Request, error) {
 	req, err := a.newRequest(ctx, http.MethodPost, u, bytes.NewReader(bytes.Clone(b.buf)))
 	if err != nil {

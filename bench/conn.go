@@ -18,9 +18,9 @@ import (
 //
 // Why not http.Transport: it hands every request to a writer goroutine and
 // a reader goroutine of the connection and back, through channels and
-// selects. With 64 single-event clients that machinery cost the load
-// generator ~35 µs of CPU per request, taken from the two cores the server
-// under test runs on (docs/performance.md).
+// selects. With 64 single-event clients the load generator needed 59-62 µs
+// of CPU per request through it and 37-45 µs this way, CPU taken from the
+// two cores the server under test runs on (docs/performance.md).
 type conn struct {
 	host    string // host:port to dial
 	tls     *tls.Config
