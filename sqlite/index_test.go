@@ -83,8 +83,8 @@ func TestTokenEncoding(t *testing.T) {
 	at := time.Date(2026, 12, 2, 13, 45, 7, 890_000_000, time.UTC)
 	b := timeBuckets(12, at)
 	for got, want := range map[string]string{
-		token(1, tokActorID, "u1"):  "0i" + strconv.FormatUint(fnv(1, tokActorID, "u1")>>14, 36),
-		leafHashToken(h):            "0l" + strconv.FormatUint(1<<50-1, 36),
+		token(1, tokActorID, "u1"):  "0i" + base36(fnv(1, tokActorID, "u1")>>14, 10),
+		leafHashToken(h):            "0l" + base36(1<<50-1, 10),
 		leafHashToken([32]byte{}):   "0l0000000000",
 		b[0]:                        "0v12z" + strconv.FormatUint(2026, 36),
 		b[len(b)-1]:                 "0j12z" + strconv.FormatUint(2026120213450789, 36),
