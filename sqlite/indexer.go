@@ -609,15 +609,15 @@ func (x *indexer) step(ctx context.Context) (int, error) {
 		x.mu.Unlock()
 		return 0, nil
 	}
-	w, committed := x.indexed, x.committed
+	w := x.indexed
 	x.dropIndexed()
 	var batch []indexItem
-	upto := committed
+	var upto int64
 	if len(x.queue) > 0 && x.queue[0].gid == w+1 {
 		batch = append(batch, x.queue[:min(len(x.queue), indexBatch)]...)
 		upto = batch[len(batch)-1].gid
-	} else if len(x.queue) > 0 {
-		upto = x.queue[0].gid - 1
+	} else {
+		upto = x.logEnd(w)
 	}
 	x.mu.Unlock()
 	if upto <= w {
@@ -625,7 +625,7 @@ func (x *indexer) step(ctx context.Context) (int, error) {
 	}
 	if batch == nil {
 		var err error
-		if batch, upto, err = x.readAhead(ctx, w, min(upto, w+indexBatch)); err != nil {
+		if batch, upto, err = x.readAhead(ctx, w, upto); err != nil {
 			return 0, err
 		}
 	}
@@ -665,6 +665,18 @@ func (x *indexer) dropIndexed() {
 	}
 }
 
+// logEnd is where the next range (after, end] of events to read from the
+// log ends: at most a batch on, at the last event committed (every event up
+// to it is in the log), and before the queue's first event (the queue
+// supplies it and those after). The caller holds mu.
+func (x *indexer) logEnd(after int64) int64 {
+	end := min(after+indexBatch, x.committed)
+	if len(x.queue) > 0 {
+		end = min(end, x.queue[0].gid-1)
+	}
+	return end
+}
+
 // logRead is a read of the log's events (after, upto] that the indexer
 // started before it needed them.
 type logRead struct {
@@ -695,15 +707,9 @@ func (x *indexer) readAhead(ctx context.Context, after, upto int64) ([]indexItem
 	if err != nil {
 		return nil, 0, err
 	}
-	// The next range ends where step's next call may end it: at most a
-	// batch on, at the last event committed (every event up to it is in
-	// the log), and before the queue's first event (the queue supplies
-	// those).
+	// The next range ends where step's next call may end it.
 	x.mu.Lock()
-	next := min(upto+indexBatch, x.committed)
-	if len(x.queue) > 0 {
-		next = min(next, x.queue[0].gid-1)
-	}
+	next := x.logEnd(upto)
 	x.mu.Unlock()
 	if next > upto {
 		r := &logRead{after: upto, upto: next, done: make(chan struct{})}
