@@ -228,8 +228,8 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	// transaction) every merge was a crisis merge: at 8 M events one took
 	// the indexer 20 s, the tail passed maxIndexLag and appends stopped.
 	// Now merges are incremental, and a crisis needs 64 segments. (A larger
-	// hashsize, to write big batches as one segment, was slower:
-	// BenchmarkIndexer.)
+	// hashsize, to write big batches as one segment, was slower in
+	// BenchmarkIndexer, which had a hashsize knob then.)
 	if _, err := db.ExecContext(ctx, `INSERT INTO events_index (events_index, rank) VALUES ('automerge', 8);
 		INSERT INTO events_index (events_index, rank) VALUES ('crisismerge', 64);
 		INSERT INTO events_index (events_index, rank) VALUES ('usermerge', 4)`); err != nil {
