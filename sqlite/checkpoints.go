@@ -74,10 +74,7 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 	var seq int64
 	err = sql.ErrNoRows
 	if w > 0 {
-		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM ix.events_index t CROSS JOIN events e ON e.gid = t.rowid
-			WHERE t.events_index MATCH ? AND t.rowid <= ? AND e.ctx_id = ? AND e.seq < ? AND substr(e.hashes, 1, 32) = ?
-			ORDER BY t.rowid LIMIT 1`,
-			quote(leafHashToken(hash)), w, ref.id, size, hash[:]).Scan(&seq)
+		seq, err = s.indexedLeaf(ctx, tx, ref.id, hash, size, w)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `SELECT e.seq FROM events e NOT INDEXED
@@ -91,4 +88,41 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 		return 0, fmt.Errorf("find leaf hash: %w", err)
 	}
 	return seq, nil
+}
+
+// indexedLeaf is the seq of the first leaf with this hash among the first
+// size of context ctxID, found through the index (gids ≤ w);
+// sql.ErrNoRows if none.
+func (s *Store) indexedLeaf(ctx context.Context, tx *sql.Tx, ctxID int64, hash [32]byte, size, w int64) (int64, error) {
+	var q termQuery
+	q.and(leafHashToken(hash))
+	cur, err := s.indexCursor(ctx, tx, q)
+	if err != nil {
+		return 0, err
+	}
+	// Candidates come newest first; the oldest that matches is the leaf.
+	found := int64(-1)
+	for upTo := w; upTo > 0; {
+		g, err := cur.next(upTo)
+		if err != nil {
+			return 0, err
+		}
+		if g == 0 {
+			break
+		}
+		upTo = g - 1
+		var seq int64
+		err = tx.QueryRowContext(ctx, `SELECT seq FROM events
+			WHERE gid = ? AND ctx_id = ? AND seq < ? AND substr(hashes, 1, 32) = ?`, g, ctxID, size, hash[:]).Scan(&seq)
+		switch {
+		case err == nil:
+			found = seq
+		case !errors.Is(err, sql.ErrNoRows):
+			return 0, err
+		}
+	}
+	if found < 0 {
+		return 0, sql.ErrNoRows
+	}
+	return found, nil
 }

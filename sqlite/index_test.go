@@ -5,8 +5,6 @@ import (
 	fnv1a "hash/fnv"
 	"math/rand/v2"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -29,11 +27,26 @@ func TestWindowTokensCover(t *testing.T) {
 		if toks == nil {
 			t.Fatalf("window [%v, %v) needs more than %d tokens", since, until, maxWindowTokens)
 		}
+		in := map[int64]termRef{}
+		for _, tr := range toks {
+			in[tr.term] = tr
+		}
+		has := func(b [len(timeDigits)]int64) (termRef, bool) {
+			for _, tok := range b {
+				if tr, ok := in[tok]; ok {
+					return tr, true
+				}
+			}
+			return termRef{}, false
+		}
 		for range 50 {
 			at := since.Add(time.Duration(r.Int64N(int64(until.Sub(since)))))
-			b := timeBuckets(7, at)
-			if !slices.ContainsFunc(b[:], func(tok string) bool { return slices.Contains(toks, tok) }) {
+			tr, ok := has(timeBuckets(7, at))
+			if !ok {
 				t.Fatalf("%v in [%v, %v) is in none of the window's buckets", at, since, until)
+			}
+			if m := micros(at); m < tr.tmin || m >= tr.tmax {
+				t.Fatalf("%v is in a bucket whose range is [%d, %d)", at, tr.tmin, tr.tmax)
 			}
 		}
 		// Tight to a hundredth of a second at both edges: a search walks
@@ -45,36 +58,33 @@ func TestWindowTokensCover(t *testing.T) {
 		}
 		before := since.Truncate(timeGrain).Add(-time.Nanosecond)
 		for _, out := range []time.Time{after, before} {
-			b := timeBuckets(7, out)
-			if slices.ContainsFunc(b[:], func(tok string) bool { return slices.Contains(toks, tok) }) {
+			if _, ok := has(timeBuckets(7, out)); ok {
 				t.Fatalf("%v, outside [%v, %v) by more than %v, is in the window's buckets", out, since, until, timeGrain)
 			}
 		}
 		// Tokens of another org never match.
-		if slices.Contains(toks, timeBuckets(8, since)[7]) {
+		if _, ok := in[timeBuckets(8, since)[7]]; ok {
 			t.Fatal("another org's bucket matched")
 		}
 	}
 }
 
 func TestTokensDiffer(t *testing.T) {
-	seen := map[string]bool{}
-	for _, tok := range []string{
+	seen := map[int64]bool{}
+	for _, tok := range []int64{
 		token(1, tokActorID, "u1"), token(2, tokActorID, "u1"), token(1, tokActorEmail, "u1"),
 		token(1, tokActorID, "u2"), token(1, tokTarget, "doc\x00d1"), token(1, tokTarget, "do\x00cd1"),
+		wordTerm(1, "u1", true), wordTerm(2, "u1", true),
 	} {
 		if seen[tok] {
-			t.Fatalf("token %s repeats", tok)
+			t.Fatalf("term %d repeats", tok)
 		}
 		seen[tok] = true
-		if len(tok) != 12 || tok[0] != '0' || strings.Trim(tok, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
-			t.Fatalf("malformed token %q", tok)
-		}
 	}
 }
 
-// TestTokenEncoding pins the token formats: stored indexes hold them, so a
-// change here needs a new indexVersion.
+// TestTokenEncoding pins the terms: stored indexes hold them, so a change
+// here needs a new indexVersion.
 func TestTokenEncoding(t *testing.T) {
 	var h [32]byte
 	for i := range h {
@@ -82,24 +92,44 @@ func TestTokenEncoding(t *testing.T) {
 	}
 	at := time.Date(2026, 12, 2, 13, 45, 7, 890_000_000, time.UTC)
 	b := timeBuckets(12, at)
-	for got, want := range map[string]string{
-		token(1, tokActorID, "u1"):  "0i" + base36(fnv(1, tokActorID, "u1")>>14, 10),
-		leafHashToken(h):            "0l" + base36(1<<50-1, 10),
-		leafHashToken([32]byte{}):   "0l0000000000",
-		b[0]:                        "0v12z" + strconv.FormatUint(2026, 36),
-		b[len(b)-1]:                 "0j12z" + strconv.FormatUint(2026120213450789, 36),
-		timeToken(3, tokDay, at, 8): "0d3z" + strconv.FormatUint(20261202, 36),
+	for got, want := range map[int64]uint64{
+		token(1, tokActorID, "u1"):   fnv(1, tokActorID, "u1"),
+		leafHashToken(h):             1<<64 - 1,
+		leafHashToken([32]byte{}):    0,
+		b[0]:                         fnv(12, tokTime, "2026"),
+		b[len(b)-1]:                  fnv(12, tokTime, "2026120213450789"),
+		timeToken(3, at, 8):          fnv(3, tokTime, "20261202"),
+		wordTerm(4, "Zebra", true):   fnv(4, tokText, "zebra"),
+		wordTerm(4, "Élan", false):   fnv(4, tokText, "elan"),
+		wordTerm(4, "STRASSE", true): fnv(4, tokText, "strasse"),
 	} {
-		if got != want {
-			t.Errorf("token %q, want %q", got, want)
+		if uint64(got) != want {
+			t.Errorf("term %x, want %x", uint64(got), want)
 		}
 	}
 }
 
-// base36 is v in base 36, zero-padded to width digits.
-func base36(v uint64, width int) string {
-	s := strconv.FormatUint(v, 36)
-	return strings.Repeat("0", max(0, width-len(s))) + s
+// TestWordTerms: words are runs of letters, digits and combining marks,
+// folded to lower case without diacritics.
+func TestWordTerms(t *testing.T) {
+	for text, want := range map[string][]string{
+		"Invoice #42 approved": {"invoice", "42", "approved"},
+		"foo-bar_baz":          {"foo", "bar", "baz"},
+		"Crème brûlée, ÉLAN":   {"creme", "brulee", "elan"},
+		"cre\u0300me":          {"creme"},
+		"日本語 テキスト":             {"日本語", "テキスト"},
+		"  ":                   nil,
+		"naïve:Zoë/Ørsted":     {"naive", "zoe", "ørsted"},
+	} {
+		got := textTerms(9, text)
+		var exp []int64
+		for _, w := range want {
+			exp = append(exp, int64(fnv(9, tokText, w)))
+		}
+		if !slices.Equal(got, exp) {
+			t.Errorf("%q: terms %x, want those of %q", text, got, want)
+		}
+	}
 }
 
 // fnv is FNV-1a over (org id, field, value), written out again.

@@ -21,10 +21,11 @@ import (
 // The search index lives in a database file of its own, written by a
 // goroutine of its own.
 //
-// Why: SQLite has one writer per database file, and the FTS5 work of an
-// append — tokenising each event's index row, flushing the transaction's
-// tokens as a segment, merging segments — was 55 % of that one writer's
-// time under bulk ingest (docs/performance.md). In a second file the index
+// Why: SQLite has one writer per database file, and the index work of an
+// append — FTS5's then: tokenising each event's index row, flushing the
+// transaction's tokens as a segment, merging segments — was 55 % of that
+// one writer's time under bulk ingest (docs/performance.md). In a second
+// file the index
 // has a write lock of its own: the indexer writes on the other core while
 // the committer writes the next group into the log.
 //
@@ -61,8 +62,8 @@ const (
 	indexBatch  = 4096  // events per index transaction, at most
 	// The indexer lets a short tail (fewer than indexGather events) wait up
 	// to indexDelay for more, unless a free-text search waits for it: each
-	// index transaction flushes a new FTS5 segment that later merges cost
-	// again, and with 64 single-event writers the indexer committed a
+	// index transaction writes a new segment that later merges cost again,
+	// and with 64 single-event writers the indexer (then FTS5) committed a
 	// transaction per group commit (~20 events), 26 % of the server's CPU.
 	// The wait comes before every index transaction, not only the first
 	// after a wake: a transaction indexing the first 20 ms of events was
@@ -71,41 +72,46 @@ const (
 	// events on average; waiting each time, 592 of 212). Per event,
 	// BenchmarkIndexer: 52 µs in transactions of 20, 34 µs of 140, 32 µs
 	// of 500.
-	indexGather = 1024
-	indexDelay  = 20 * time.Millisecond
-	mergePages  = 64 // FTS5 merge work per step (see merge)
-	// The indexer does not merge while it indexes more than mergeMaxRate
-	// events a second: its transactions are large then and automerge keeps
-	// up; merging too would take CPU from the ingest (a first version
-	// without this limit measured 4-19 % slower on bulk ingest, within the
-	// day's noise when the order of the runs was swapped).
-	mergeMaxRate  = 2000
+	indexGather   = 1024
+	indexDelay    = 20 * time.Millisecond
 	admitTimeout  = 30 * time.Second
 	textWait      = 10 * time.Second
 	indexRetryMin = 100 * time.Millisecond
 	indexRetryMax = 5 * time.Second
 )
 
-// Segments are merged from mergeIdle after the indexer first indexes
-// something, a step at a time, mergePause apart (see merge); variables for
-// tests.
-var (
-	mergeIdle  = time.Second
-	mergePause = 5 * time.Millisecond
-)
-
 // indexSchema is the index database's schema. Its version changes with
 // anything that changes what is indexed (index.go's tokens): an index of
 // another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: time
 // buckets down to a hundredth of a second; 4: base-36 tokens, 50 bits for
-// key and leaf-hash tokens.
-const indexVersion = 4
+// key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own
+// (postings.go) instead of FTS5.
+const indexVersion = 5
 
 const indexSchema = `
--- rowid = events.gid in the log database; see index.go for the body.
-CREATE VIRTUAL TABLE events_index USING fts5 (body, content='', detail=none, columnsize=0);
+-- The segments of the index (postings.go): gids [lo, hi], their events'
+-- times [tmin, tmax] in microseconds. state: 0 being written by a merge,
+-- 1 live (what searches read), 2 merged away (its pages being deleted).
+CREATE TABLE segments (
+	id     INTEGER PRIMARY KEY,
+	level  INTEGER NOT NULL,
+	lo     INTEGER NOT NULL,
+	hi     INTEGER NOT NULL,
+	tmin   INTEGER NOT NULL,
+	tmax   INTEGER NOT NULL,
+	events INTEGER NOT NULL,
+	state  INTEGER NOT NULL
+);
+-- A segment's pages, keyed by their last entry: its term and minus its gid.
+CREATE TABLE pages (
+	seg  INTEGER NOT NULL,
+	term INTEGER NOT NULL,
+	ngid INTEGER NOT NULL,
+	data BLOB NOT NULL,
+	PRIMARY KEY (seg, term, ngid)
+);
 -- log_id: the identity of the log database this index was built from.
--- indexed: every event with gid <= indexed is in events_index, none above.
+-- indexed: every event with gid <= indexed is in the segments, none above.
 CREATE TABLE state (
 	id      INTEGER PRIMARY KEY CHECK (id = 0),
 	log_id  BLOB NOT NULL,
@@ -131,12 +137,11 @@ type indexItem struct {
 // indexer keeps the index database up to date with the log.
 type indexer struct {
 	db *sql.DB // the index database, one connection
-	// ins and setState are write's statements, prepared once (as the
-	// log's, see writeStmts).
-	ins, setState *sql.Stmt
-	wal           *walCheckpointer
-	log           *sql.DB // the log's readers, for events the queue does not hold
-	logger        *slog.Logger
+	// write's statements, prepared once (as the log's, see writeStmts).
+	insSeg, insPage, setState *sql.Stmt
+	wal                       *walCheckpointer
+	log                       *sql.DB // the log's readers, for events the queue does not hold
+	logger                    *slog.Logger
 
 	mu        sync.Mutex
 	queue     []indexItem // committed events, gid ascending
@@ -156,6 +161,17 @@ type indexer struct {
 	readAheads int
 	stop       chan struct{}
 	done       chan struct{}
+
+	// Merging (merger.go).
+	segMu       sync.Mutex
+	segs        []segment      // live segments, lo ascending
+	mergingLvl  map[int64]bool // levels a merge is running for
+	mergeFailed time.Time
+	merges      sync.WaitGroup
+	mergeCtx    context.Context // cancelled by close
+	mergeStop   context.CancelFunc
+	merged      int // merges done (tests)
+	build       segBuilder
 }
 
 // openIndex opens (creating or rebuilding if needed) the index database of
@@ -220,21 +236,6 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	default:
 		return nil, 0, errStaleIndex{fmt.Sprintf("it has format %d, this binary writes %d", version, indexVersion)}
 	}
-	// Every index transaction adds a segment, and FTS5 merges them level by
-	// level: once a level holds automerge segments, a little of the merge
-	// is done by each later transaction; once it holds crisismerge, the
-	// whole level is merged at once, inside one commit. With both at 16
-	// (automerge was raised from 4 when indexing still ran in the append
-	// transaction) every merge was a crisis merge: at 8 M events one took
-	// the indexer 20 s, the tail passed maxIndexLag and appends stopped.
-	// Now merges are incremental, and a crisis needs 64 segments. (A larger
-	// hashsize, to write big batches as one segment, was slower in
-	// BenchmarkIndexer, which had a hashsize knob then.)
-	if _, err := db.ExecContext(ctx, `INSERT INTO events_index (events_index, rank) VALUES ('automerge', 8);
-		INSERT INTO events_index (events_index, rank) VALUES ('crisismerge', 64);
-		INSERT INTO events_index (events_index, rank) VALUES ('usermerge', 4)`); err != nil {
-		return nil, 0, fmt.Errorf("configure: %w", err)
-	}
 	var id []byte
 	var w int64
 	if err := db.QueryRowContext(ctx, `SELECT log_id, indexed FROM state WHERE id = 0`).Scan(&id, &w); err != nil {
@@ -288,6 +289,13 @@ func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
 }
 
 func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused bool, logger *slog.Logger) (*indexer, error) {
+	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
+		advanced: make(chan struct{}), wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), paused: paused}
+	dead, err := x.loadSegments(context.Background())
+	if err != nil {
+		return nil, err
+	}
 	// The index's WAL is copied back by a checkpointer of its own, as the
 	// log's is (walcheckpoint.go): a checkpoint fsyncs, and inside the
 	// indexer's commits the fsyncs stalled indexing, and so appends, on a
@@ -297,14 +305,12 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused b
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
-		advanced: make(chan struct{}), wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), paused: paused}
 	if err := x.prepare(); err != nil {
 		ckpt.Close()
 		return nil, err
 	}
 	x.wal = newWALCheckpointer(ckpt, db, logger)
+	x.mergeCtx, x.mergeStop = context.WithCancel(context.Background())
 	if committed-indexed >= maxIndexLag {
 		x.backlog, x.round = committed, committed-indexed
 		logger.Info("search index: indexing the events the index lacks; writes go on meanwhile",
@@ -312,21 +318,37 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused b
 	}
 	go x.run()
 	x.poke()
+	if len(dead) > 0 {
+		x.merges.Add(1)
+		go func() {
+			defer x.merges.Done()
+			if err := x.dropSegments(x.mergeCtx, dead); err != nil && x.mergeCtx.Err() == nil {
+				x.logger.Error("search index: deleting unused segments failed", "err", err)
+			}
+		}()
+	}
+	x.maybeMerge()
 	return x, nil
 }
 
 // prepare prepares write's statements on x.db.
 func (x *indexer) prepare() error {
-	ins, err := x.db.Prepare(`INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
-	if err != nil {
-		return err
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{
+		`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO pages (seg, term, ngid, data) VALUES (?, ?, ?, ?)`,
+		`UPDATE state SET indexed = ? WHERE id = 0`,
+	} {
+		st, err := x.db.Prepare(q)
+		if err != nil {
+			for _, st := range stmts[:i] {
+				st.Close()
+			}
+			return err
+		}
+		stmts[i] = st
 	}
-	setState, err := x.db.Prepare(`UPDATE state SET indexed = ? WHERE id = 0`)
-	if err != nil {
-		ins.Close()
-		return err
-	}
-	x.ins, x.setState = ins, setState
+	x.insSeg, x.insPage, x.setState = stmts[0], stmts[1], stmts[2]
 	return nil
 }
 
@@ -342,9 +364,11 @@ func (x *indexer) poke() {
 func (x *indexer) close() error {
 	close(x.stop)
 	<-x.done
+	x.mergeStop()
+	x.merges.Wait()
 	x.reading.Wait() // reads ahead of the log end before the log closes
 	x.wal.close()
-	return errors.Join(x.ins.Close(), x.setState.Close(), x.wal.db.Close(), x.db.Close())
+	return errors.Join(x.insSeg.Close(), x.insPage.Close(), x.setState.Close(), x.wal.db.Close(), x.db.Close())
 }
 
 // added records events the log has just committed (gid ascending).
@@ -435,34 +459,11 @@ func (x *indexer) setPaused(p bool) {
 func (x *indexer) run() {
 	defer close(x.done)
 	retry := indexRetryMin
-	// Merging (see merge): idle fires while merge work may be left; recent
-	// events were indexed since it was armed.
-	var idle <-chan time.Time
-	var armed time.Time
-	recent := 0
 	for {
 		select {
 		case <-x.stop:
 			return
-		case <-idle:
-			idle = nil
-			if float64(recent)/time.Since(armed).Seconds() > mergeMaxRate {
-				continue // busy: automerge keeps up; look again later
-			}
-			more, err := x.mergeStep()
-			if err != nil {
-				x.logger.Error("search index: merging segments failed", "err", err)
-			}
-			if more && err == nil {
-				idle = time.After(mergePause)
-			}
-			continue
 		case <-x.wake:
-		}
-		if idle == nil {
-			// Not reset by each wake: a steady trickle (the records of
-			// reads) would put merging off for ever.
-			idle, armed, recent = time.After(mergeIdle), time.Now(), 0
 		}
 		for {
 			if !x.gather() {
@@ -483,7 +484,6 @@ func (x *indexer) run() {
 			if n == 0 {
 				break
 			}
-			recent += n
 			select {
 			case <-x.stop:
 				return
@@ -491,96 +491,6 @@ func (x *indexer) run() {
 			}
 		}
 	}
-}
-
-// merge does up to mergePages pages of FTS5's merge work and reports
-// whether some was left.
-//
-// Each index transaction adds a segment, and a search seeks every term into
-// every segment. Automerge merges a level only once it holds 8 segments,
-// and then a little per later transaction, in proportion to what that
-// transaction wrote: small transactions (a quiet server, the records of
-// reads) let segments pile up towards crisismerge. At 10 M events, after
-// an hour of searches, the index had 66 segments; 'merge' (which merges any level
-// holding usermerge = 4 segments) brought it to 6 in ~3 s of work, and one
-// search client went from 128 to 177 searches/s (p50 2.9 -> 1.9 ms, trail
-// p99 19 -> 10 ms). Merging everything into one or two segments
-// ('optimize', or usermerge 2) made every shape slower: FTS5 reads long
-// posting lists backwards (newest first) a page at a time. So, mergeIdle
-// after it first indexes something, the indexer merges a step at a time
-// for as long as it has nothing to index and merge work is left, unless
-// it has been indexing more than mergeMaxRate events a second.
-func (x *indexer) merge(ctx context.Context) (bool, error) {
-	x.mu.Lock()
-	paused, behind := x.paused, x.indexed < x.committed
-	x.mu.Unlock()
-	if paused || behind {
-		return false, nil
-	}
-	conn, err := x.db.Conn(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	var before, after int64
-	if err := conn.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&before); err != nil {
-		return false, err
-	}
-	if _, err := conn.ExecContext(ctx, `INSERT INTO events_index (events_index, rank) VALUES ('merge', ?)`, mergePages); err != nil {
-		return false, err
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&after); err != nil {
-		return false, err
-	}
-	if x.wal != nil {
-		x.wal.committed()
-	}
-	// FTS5's own test: a step that changed fewer than 2 rows found no work.
-	return after-before >= 2, nil
-}
-
-// mergeStep runs merge, interrupting it (the step rolls back) when a
-// free-text search starts waiting for the index: a step took 8 ms at the
-// median and up to 290 ms at 10 M events, and the search would wait for it.
-func (x *indexer) mergeStep() (bool, error) {
-	passOn := func() (bool, error) {
-		// Pass the hurry on to gather, unless it is stale (nothing left to
-		// index); the merge work left is done at the next step.
-		x.mu.Lock()
-		behind := x.indexed < x.committed
-		x.mu.Unlock()
-		if behind {
-			select {
-			case x.hurry <- struct{}{}:
-			default:
-			}
-		}
-		return true, nil
-	}
-	select {
-	case <-x.hurry:
-		return passOn()
-	default:
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	finished := make(chan struct{})
-	hurried := make(chan bool, 1)
-	go func() {
-		select {
-		case <-x.hurry:
-			cancel()
-			hurried <- true
-		case <-finished:
-			hurried <- false
-		}
-	}()
-	more, err := x.merge(ctx)
-	close(finished)
-	if <-hurried {
-		return passOn()
-	}
-	return more, err
 }
 
 // gather waits up to indexDelay for a short tail to grow; false when the
@@ -749,18 +659,32 @@ func (x *indexer) readLog(ctx context.Context, after, upto int64) ([]indexItem, 
 	return out, rows.Err()
 }
 
-// write adds batch to the index and moves the watermark to upto, in one
-// transaction.
+// write adds batch to the index as a new segment and moves the watermark
+// to upto, in one transaction.
 func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) error {
+	var seg segment
+	var pages []page
+	if len(batch) > 0 {
+		seg, pages = x.build.segment(batch)
+	}
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	ins := tx.StmtContext(ctx, x.ins)
-	for _, it := range batch {
-		if _, err := ins.ExecContext(ctx, it.gid, indexBody(it.orgID, it.ctxID, it.event, it.leafHash)); err != nil {
-			return fmt.Errorf("index event %d: %w", it.gid, err)
+	if pages != nil {
+		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, 1)
+		if err != nil {
+			return fmt.Errorf("index: add segment: %w", err)
+		}
+		if seg.id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		ins := tx.StmtContext(ctx, x.insPage)
+		for _, p := range pages {
+			if _, err := ins.ExecContext(ctx, seg.id, p.term, p.ngid, p.data); err != nil {
+				return fmt.Errorf("index: add page: %w", err)
+			}
 		}
 	}
 	if _, err := tx.StmtContext(ctx, x.setState).ExecContext(ctx, upto); err != nil {
@@ -769,8 +693,9 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if x.wal != nil {
-		x.wal.committed()
+	x.walCommitted()
+	if pages != nil {
+		x.addSegment(seg)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"crypto/sha256"
+	"log/slog"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -11,16 +13,28 @@ import (
 )
 
 // BenchmarkIndexer measures the indexer alone: events already decoded, as
-// the committer hands them over, written to a fresh index in batches.
+// the committer hands them over, written to a fresh index in batches, and
+// the merges those batches' segments need (on their own goroutines, waited
+// for before the clock stops).
 func BenchmarkIndexer(b *testing.B) {
 	for _, batch := range []int{20, 140, 500, 1024, 4096} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			db, _, err := openIndex(b.Context(), filepath.Join(b.TempDir(), "x.index.db"), []byte("x"), 0, nil)
+			dir := b.TempDir()
+			ixPath := filepath.Join(dir, "x.index.db")
+			db, _, err := openIndex(b.Context(), ixPath, []byte("x"), 0, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			x := &indexer{db: db}
+			// Merges read the index through the log's readers.
+			readers, err := openReaders(dsn(filepath.Join(dir, "x.db"), nil, "deferred"), ixPath, 2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer readers.Close()
+			x := &indexer{db: db, log: readers, logger: slog.New(slog.DiscardHandler)}
+			x.mergeCtx, x.mergeStop = context.WithCancel(b.Context())
+			defer x.mergeStop()
 			if err := x.prepare(); err != nil {
 				b.Fatal(err)
 			}
@@ -35,6 +49,16 @@ func BenchmarkIndexer(b *testing.B) {
 				}
 				if err := x.write(b.Context(), items, gid); err != nil {
 					b.Fatal(err)
+				}
+			}
+			for {
+				x.merges.Wait()
+				x.maybeMerge()
+				x.segMu.Lock()
+				idle := len(x.mergingLvl) == 0
+				x.segMu.Unlock()
+				if idle {
+					break
 				}
 			}
 			b.StopTimer()

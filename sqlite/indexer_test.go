@@ -490,109 +490,164 @@ func countAction(t *testing.T, s *Store, a string) int {
 	}
 }
 
-// structure returns the index's FTS5 structure record.
-func structure(t *testing.T, s *Store) []byte {
+// settleMerges waits until no merge runs and none is due.
+func settleMerges(t *testing.T, s *Store) {
 	t.Helper()
-	var b []byte
-	if err := s.r.QueryRowContext(t.Context(), `SELECT block FROM ix.events_index_data WHERE id = 10`).Scan(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// segments counts the index's FTS5 segments, from its structure record
-// (FTS5's fts5StructureDecode: a 4-byte cookie, then varints for the
-// number of levels and of segments).
-func segments(t *testing.T, s *Store) int {
-	t.Helper()
-	b := structure(t, s)
-	varint := func(b []byte) (uint64, []byte) { // SQLite's, big-endian
-		var v uint64
-		for i := range b {
-			if i == 8 {
-				return v<<8 | uint64(b[i]), b[i+1:]
-			}
-			v = v<<7 | uint64(b[i]&0x7f)
-			if b[i]&0x80 == 0 {
-				return v, b[i+1:]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s.ix.segMu.Lock()
+		busy := len(s.ix.mergingLvl) > 0
+		s.ix.segMu.Unlock()
+		s.ix.maybeMerge()
+		if !busy {
+			s.ix.segMu.Lock()
+			busy = len(s.ix.mergingLvl) > 0
+			s.ix.segMu.Unlock()
+			if !busy {
+				return
 			}
 		}
-		t.Fatalf("bad structure record %x", b)
-		return 0, nil
+		if time.Now().After(deadline) {
+			t.Fatal("merges do not settle")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	_, rest := varint(b[4:]) // levels
-	n, _ := varint(rest)
-	return int(n)
 }
 
-// TestIndexMerges: small index transactions leave many segments, which
-// every search term seeks into; the indexer merges them once it has
-// nothing to index, and the index still finds every event.
+// liveSegments reads the live segments, oldest first, and checks that
+// they hold disjoint gid ranges with levels that never rise towards the
+// newest.
+func liveSegments(t *testing.T, s *Store) []segment {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT id, level, lo, hi, events FROM ix.segments WHERE state = 1 ORDER BY lo`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var segs []segment
+	for rows.Next() {
+		var sg segment
+		if err := rows.Scan(&sg.id, &sg.level, &sg.lo, &sg.hi, &sg.events); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(segs); n > 0 && (segs[n-1].hi >= sg.lo || segs[n-1].level < sg.level) {
+			t.Fatalf("segment %+v after %+v", sg, segs[n-1])
+		}
+		segs = append(segs, sg)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return segs
+}
+
+// TestIndexMerges: every index transaction writes a segment; mergeFanout
+// segments of a level merge into one of the next, the merged-away
+// segments' pages are deleted, and the index finds the same events before
+// and after, and after a restart.
 func TestIndexMerges(t *testing.T) {
-	for _, background := range []bool{false, true} {
-		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
-			defer func(d time.Duration) { mergeIdle = d }(mergeIdle)
-			mergeIdle = time.Hour
-			if background {
-				mergeIdle = 20 * time.Millisecond
-			}
-			s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
-			defer s.Close()
-			ctx := t.Context()
-			if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 40 {
-				appendEntries(t, s, "acme", "app", []cairn.Entry{storetest.NewEntry("acme", "app", storetest.RealisticEvent(i))})
-				waitIndexed(t, s) // one index transaction per event
-			}
-			if background {
-				deadline := time.Now().Add(10 * time.Second)
-				for segments(t, s) > 8 && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
-			} else {
-				t.Logf("%d segments before merging", segments(t, s))
-				if n := segments(t, s); n < 16 {
-					t.Fatalf("%d segments after 40 index transactions; the test needs more", n)
-				}
-				// No step while a free-text search waits for the index.
-				// (First let the indexer's gather, which also takes the
-				// hurry, time out: nothing wakes it again.)
-				time.Sleep(5 * indexDelay)
-				before := structure(t, s)
-				s.ix.hurry <- struct{}{}
-				if more, err := s.ix.mergeStep(); err != nil || !more {
-					t.Fatalf("merge step while hurried: more %v, %v", more, err)
-				}
-				if !bytes.Equal(structure(t, s), before) {
-					t.Fatal("a merge step ran while a free-text search waited")
-				}
-				for steps := 0; ; steps++ {
-					more, err := s.ix.mergeStep()
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !more {
-						break
-					}
-					if steps > 1000 {
-						t.Fatal("merging does not end")
-					}
-				}
-			}
-			if n := segments(t, s); n > 8 {
-				t.Fatalf("%d segments after merging", n)
-			}
-			if got := len(searchAll(t, s, cairn.Filter{})); got != 40 {
-				t.Fatalf("%d events found after merging, want 40", got)
-			}
-			if got, want := countAction(t, s, "document.update"), 8; got != want {
-				t.Fatalf("%d document.update events found after merging, want %d", got, want)
-			}
-		})
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	s := openIndexed(t, path)
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"app", "other"} {
+		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, other := indexCorpus(0, 400)
+	for len(app) > 0 {
+		// Index transactions of 1-4 events: ~130 segments before merging.
+		n := min(len(app), 1+len(app)%4)
+		appendEntries(t, s, "acme", "app", app[:n])
+		app = app[n:]
+		if len(other) > 0 {
+			appendEntries(t, s, "acme", "other", other[:1])
+			other = other[1:]
+		}
+		waitIndexed(t, s)
+	}
+	settleMerges(t, s)
+	segs := liveSegments(t, s)
+	levels := map[int64]int{}
+	for _, sg := range segs {
+		levels[sg.level]++
+	}
+	for l, n := range levels {
+		if n >= mergeFanout {
+			t.Errorf("level %d holds %d segments after merging", l, n)
+		}
+	}
+	if levels[2] == 0 {
+		t.Errorf("no segment of level 2: %v", levels)
+	}
+	s.ix.segMu.Lock()
+	merged := s.ix.merged
+	s.ix.segMu.Unlock()
+	t.Logf("%d live segments, levels %v, %d merges", len(segs), levels, merged)
+	var orphans int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM ix.pages WHERE seg NOT IN (SELECT id FROM ix.segments WHERE state = 1)`).Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
+	if orphans > 0 {
+		t.Errorf("%d pages of merged-away segments are left", orphans)
+	}
+	want := map[int][]string{}
+	for i, f := range tailFilters {
+		want[i] = searchAll(t, s, f)
+		if walked := walkAll(t, s, f); !slices.Equal(want[i], walked) {
+			t.Errorf("%+v: the index finds %d events, a walk of the table %d", f, len(want[i]), len(walked))
+		}
+	}
+	if got := len(searchAll(t, s, cairn.Filter{ActionPrefix: "document."})); got == 0 {
+		t.Fatal("the corpus has no document events")
+	}
+	s.Close()
+
+	s = openIndexed(t, path)
+	defer s.Close()
+	if got := liveSegments(t, s); len(got) != len(segs) {
+		t.Errorf("%d live segments after a restart, %d before", len(got), len(segs))
+	}
+	for i, f := range tailFilters {
+		if got := searchAll(t, s, f); !slices.Equal(got, want[i]) {
+			t.Errorf("%+v: %d events after a restart, %d before", f, len(got), len(want[i]))
+		}
+	}
+}
+
+// walkAll is searchAll answered by walking the table with the filters'
+// column conditions, without the index.
+func walkAll(t *testing.T, s *Store, f cairn.Filter) []string {
+	t.Helper()
+	f.Limit = MaxLimit
+	p, err := s.searchPlan(t.Context(), 1, "acme", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == nil {
+		return nil
+	}
+	var ids []string
+	for {
+		tx, err := s.r.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := &cairn.Page{}
+		err = s.searchRows(t.Context(), tx, p.walk(), p, "acme", page)
+		tx.Rollback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Items {
+			ids = append(ids, e.ID)
+		}
+		if page.Next == 0 {
+			return ids
+		}
+		p.before = page.Next
 	}
 }

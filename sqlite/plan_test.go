@@ -3,6 +3,8 @@ package sqlite
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +41,8 @@ func TestSearchPlansDoNotSort(t *testing.T) {
 			t.Fatal(err)
 		}
 		queries := map[string]searchQuery{"walk": p.walk()}
-		if p.match != "" {
-			queries = map[string]searchQuery{"tail": p.tail(1000), "index": p.indexed(1000)}
+		if !p.terms.empty() {
+			queries = map[string]searchQuery{"tail": p.tail(1000), "index": p.candidates([]int64{900, 500, 7})}
 		}
 		for name, q := range queries {
 			plan := explain(t, s, q)
@@ -50,9 +52,23 @@ func TestSearchPlansDoNotSort(t *testing.T) {
 			if name == "tail" && !strings.Contains(plan, "rowid>?") {
 				t.Errorf("%+v: the tail does not seek past the watermark: %s", f, plan)
 			}
+			if name == "index" && !strings.Contains(plan, "INTEGER PRIMARY KEY (rowid=?)") {
+				t.Errorf("%+v: the candidates are not looked up by gid: %s", f, plan)
+			}
 			t.Logf("%+v %s: %s", f, name, plan)
 		}
 	}
+}
+
+// The probe of a posting list seeks the pages' key index: one seek per
+// segment and term.
+func TestSearchProbeSeeks(t *testing.T) {
+	s := openAcme(t)
+	plan := explain(t, s, searchQuery{sql: searchProbe, args: []any{1, 2}})
+	if !strings.Contains(plan, "sqlite_autoindex_pages_1 (seg=? AND (term,ngid)>(?,?))") || strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("the probe does not seek: %s", plan)
+	}
+	t.Log(plan)
 }
 
 // openAcme opens an empty store with org acme (id 1), closed with the test.
@@ -98,8 +114,8 @@ func TestTargetSearchIsOneTerm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := quote(token(1, tokTarget, "doc\x00d1")); p.match != want {
-		t.Errorf("match %q, want %q", p.match, want)
+	if want := [][]termRef{{{term: token(1, tokTarget, "doc\x00d1")}}}; !reflect.DeepEqual(p.terms.all, want) {
+		t.Errorf("terms %v, want %v", p.terms.all, want)
 	}
 	for _, col := range []string{"e.target_type = ?", "e.target_id = ?"} {
 		if !strings.Contains(p.walk().sql, col) {
@@ -114,7 +130,7 @@ func TestTargetSearchIsOneTerm(t *testing.T) {
 // it kind=read&outcome=success read and rejected every read record first.
 func TestSkipBuiltinTerm(t *testing.T) {
 	s := openAcme(t)
-	notBuiltin := quote(token(1, tokNotBuiltin, "1"))
+	notBuiltin := []termRef{{term: token(1, tokNotBuiltin, "1")}}
 	for _, c := range []struct {
 		f    cairn.Filter
 		want bool
@@ -137,8 +153,8 @@ func TestSkipBuiltinTerm(t *testing.T) {
 		if p == nil {
 			t.Fatalf("%+v: no plan", c.f)
 		}
-		if got := strings.Contains(p.match, notBuiltin); got != c.want {
-			t.Errorf("%+v: match %q; has the not-built-in term: %v, want %v", c.f, p.match, got, c.want)
+		if got := slices.ContainsFunc(p.terms.all, func(a []termRef) bool { return slices.Equal(a, notBuiltin) }); got != c.want {
+			t.Errorf("%+v: terms %v; has the not-built-in term: %v, want %v", c.f, p.terms.all, got, c.want)
 		}
 	}
 }

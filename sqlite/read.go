@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/cairn-audit/cairn"
 	"github.com/google/uuid"
@@ -71,10 +70,10 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	defer tx.Rollback()
 	var queries []searchQuery
 	cut := false // the tail walk stops short of the index (a rebuild)
-	if p.match == "" {
+	var w int64  // the index's watermark; 0: not searched
+	if p.terms.empty() {
 		queries = []searchQuery{p.walk()}
 	} else {
-		var w int64
 		if s.ix != nil {
 			if err := tx.QueryRowContext(ctx, `SELECT indexed FROM ix.state WHERE id = 0`).Scan(&w); err != nil {
 				return nil, fmt.Errorf("search: read index watermark: %w", err)
@@ -87,15 +86,19 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 		}
 		// Below a cut tail lie events neither walked nor indexed: the
 		// index's answers would skip them.
-		cut = floor > w
-		if w > 0 && !cut {
-			queries = append(queries, p.indexed(w))
+		if cut = floor > w; cut {
+			w = 0
 		}
 	}
 	page := &cairn.Page{}
 	for _, q := range queries {
 		if err := s.searchRows(ctx, tx, q, p, org, page); err != nil || page.Next != 0 {
 			return page, err
+		}
+	}
+	if w > 0 {
+		if err := s.searchIndex(ctx, tx, p, w, org, page); err != nil {
+			return nil, err
 		}
 	}
 	if cut {
@@ -208,13 +211,13 @@ func (s *Store) searchRows(ctx context.Context, tx *sql.Tx, q searchQuery, p *se
 }
 
 // A searchPlan is a search as SQL conditions on the event's columns plus,
-// when any filter has index tokens (see index.go), an FTS5 query.
+// when any filter has index terms (see index.go), the terms.
 type searchPlan struct {
 	where  []string // conditions on events e, every filter
 	args   []any
-	match  string // FTS5 query; empty: no filter has tokens
-	text   bool   // free text, which only the index can decide
-	before int64  // the cursor: gids below it
+	terms  termQuery // the index's terms; empty: no filter has any
+	text   bool      // free text, which only the index can decide
+	before int64     // the cursor: gids below it
 	limit  int
 }
 
@@ -255,15 +258,113 @@ func (p *searchPlan) tail(w int64) searchQuery {
 	return p.query("events e NOT INDEXED", extra, args, "e.gid DESC")
 }
 
-// indexed lets FTS5 yield the matching gids up to w newest first, starting
-// below the cursor, and looks each up by gid.
-func (p *searchPlan) indexed(w int64) searchQuery {
-	bound := w
-	if p.before > 0 {
-		bound = min(w, p.before-1)
+// searchIndex adds to page the indexed events (gid ≤ w) that match p,
+// newest first: the index's cursor yields candidates, and a query reads
+// those that pass every filter's column condition, in batches that grow
+// from a page's worth.
+func (s *Store) searchIndex(ctx context.Context, tx *sql.Tx, p *searchPlan, w int64, org string, page *cairn.Page) error {
+	cur, err := s.indexCursor(ctx, tx, p.terms)
+	if err != nil {
+		return err
 	}
-	return p.query("ix.events_index t CROSS JOIN events e ON e.gid = t.rowid",
-		[]string{"t.events_index MATCH ?", "t.rowid <= ?"}, []any{p.match, bound}, "t.rowid DESC")
+	upTo := w
+	if p.before > 0 {
+		upTo = min(w, p.before-1)
+	}
+	n := p.limit + 1
+	var gids []int64
+	for page.Next == 0 && upTo > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		gids = gids[:0]
+		for len(gids) < n && upTo > 0 {
+			g, err := cur.next(upTo)
+			if err != nil {
+				return err
+			}
+			if g == 0 {
+				upTo = 0
+				break
+			}
+			gids = append(gids, g)
+			upTo = g - 1
+		}
+		if len(gids) == 0 {
+			break
+		}
+		if err := s.searchRows(ctx, tx, p.candidates(gids), p, org, page); err != nil {
+			return err
+		}
+		n = min(2*n, maxCandidates)
+	}
+	return nil
+}
+
+// maxCandidates bounds the gids one query of searchIndex checks.
+const maxCandidates = 4096
+
+// candidates is the query of the events among gids (descending) that pass
+// every filter.
+func (p *searchPlan) candidates(gids []int64) searchQuery {
+	b := make([]byte, 0, 12*len(gids))
+	b = append(b, '[')
+	for i, g := range gids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, g, 10)
+	}
+	b = append(b, ']')
+	return p.query("events e NOT INDEXED", []string{"e.gid IN (SELECT value FROM json_each(?))"}, []any{string(b)}, "e.gid DESC")
+}
+
+// searchProbe reads the page of a segment that holds the first entry at or
+// after a key (postings.go).
+const searchProbe = `SELECT data FROM ix.pages WHERE seg = ? AND (term, ngid) >= (?, ?) ORDER BY term, ngid LIMIT 1`
+
+// indexCursor is the cursor of q over the live segments in tx's snapshot.
+func (s *Store) indexCursor(ctx context.Context, tx *sql.Tx, q termQuery) (cursor, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, lo, hi, tmin, tmax FROM ix.segments WHERE state = 1 ORDER BY hi DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("search: read index segments: %w", err)
+	}
+	var segs []segment
+	for rows.Next() {
+		var sg segment
+		if err := rows.Scan(&sg.id, &sg.lo, &sg.hi, &sg.tmin, &sg.tmax); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search: read index segments: %w", err)
+		}
+		segs = append(segs, sg)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("search: read index segments: %w", err)
+	}
+	var probe *sql.Stmt
+	if st := s.searchStmt(ctx, searchProbe); st != nil {
+		probe = tx.StmtContext(ctx, st)
+	} else if probe, err = tx.PrepareContext(ctx, searchProbe); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	and := make(andCursor, 0, len(q.all))
+	for _, any := range q.all {
+		ors := make([]cursor, len(any))
+		for i, t := range any {
+			ors[i] = &termCursor{probe: probe, ctx: ctx, segs: segs, term: t.term, tmin: t.tmin, tmax: t.tmax}
+		}
+		if len(ors) == 1 {
+			and = append(and, ors[0])
+		} else {
+			and = append(and, newOrCursor(ors))
+		}
+	}
+	if len(and) == 1 {
+		return and[0], nil
+	}
+	return and, nil
 }
 
 // searchPlan builds the plan of a search; nil means nothing can match (an
@@ -280,7 +381,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		p.where = append(p.where, clause)
 		p.args = append(p.args, a...)
 	}
-	var match matchQuery
+	var match termQuery
 	// selective: a term whose posting list is short (one actor, target,
 	// group, or words of text), see the built-in context below.
 	selective := false
@@ -346,7 +447,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		}
 		clause, a := groupClause(nil, []string{p})
 		add(clause, a...)
-		match.anyOf(groupTokens(orgID, nil, []string{p}))
+		match.anyOf(refs(groupTokens(orgID, nil, []string{p})))
 		selective = true
 	}
 	if f.SkipBuiltin && f.Context != cairn.BuiltinContext {
@@ -365,7 +466,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		}
 		add(clause, a...)
 		if len(toks) > 0 {
-			match.anyOf(toks)
+			match.anyOf(refs(toks))
 		}
 	}
 	if !f.Since.IsZero() {
@@ -380,7 +481,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		}
 	}
 	if f.Text != "" {
-		words := textTerms(f.Text)
+		words := textTerms(orgID, f.Text)
 		if len(words) == 0 {
 			return nil, nil
 		}
@@ -401,7 +502,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 	if f.SkipBuiltin && f.Context == "" && !selective {
 		match.and(token(orgID, tokNotBuiltin, "1"))
 	}
-	p.match = match.String()
+	p.terms = match
 	return p, nil
 }
 
@@ -435,10 +536,10 @@ func groupClause(ids, prefixes []string) (string, []any) {
 // event, and, when that can be said with index tokens (one scope), the
 // tokens of which the event must carry one. An empty clause means nothing
 // is admitted.
-func (s *Store) scopeClause(ctx context.Context, orgID int64, org string, scopes []cairn.ReadScope) (string, []any, []string, error) {
+func (s *Store) scopeClause(ctx context.Context, orgID int64, org string, scopes []cairn.ReadScope) (string, []any, []int64, error) {
 	var ors []string
 	var args []any
-	var toks []string
+	var toks []int64
 	for _, sc := range scopes {
 		var parts []string
 		var ids []string
@@ -481,13 +582,6 @@ func (s *Store) scopeClause(ctx context.Context, orgID int64, org string, scopes
 		return "", nil, nil, nil
 	}
 	return "(" + strings.Join(ors, " OR ") + ")", args, toks, nil
-}
-
-// textTerms splits free text into the tokens FTS5's unicode61 tokenizer
-// makes of it (runs of letters and digits): the index has detail=none, which
-// cannot match phrases, so "foo-bar" means foo AND bar.
-func textTerms(text string) []string {
-	return strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
 // ReadHashes implements cairn.LogReader.

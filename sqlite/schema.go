@@ -3,11 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-
-	"github.com/cairn-audit/cairn"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // A migration is SQL, optionally followed by Go code in the same
@@ -133,7 +129,7 @@ DROP INDEX events_actor;
 DROP INDEX events_target;
 DROP INDEX events_group;
 DROP TABLE events_text;
-`, code: backfillIndex},
+`},
 
 	// 3: witnessing (per-context witnesses, cosignatures, witness status)
 	// and the checkpoint signing-key history. A checkpoint's note may now
@@ -300,35 +296,6 @@ CREATE TABLE retraced_enterprise_tokens (
 );
 CREATE INDEX retraced_enterprise_group ON retraced_enterprise_tokens (org_id, group_id, created_at);
 `},
-}
-
-// backfillIndex indexes the events stored before migration 2.
-func backfillIndex(ctx context.Context, tx *sql.Tx) error {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events_index (rowid, body) VALUES (?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
-	rows, err := tx.QueryContext(ctx, `SELECT gid, org_id, ctx_id, leaf FROM events ORDER BY gid`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var gid, orgID, ctxID int64
-		var leaf []byte
-		if err := rows.Scan(&gid, &orgID, &ctxID, &leaf); err != nil {
-			return err
-		}
-		var e cairn.Event
-		if err := json.Unmarshal(leaf, &e); err != nil {
-			return fmt.Errorf("event %d: decode leaf: %w", gid, err)
-		}
-		if _, err := ins.ExecContext(ctx, gid, indexBody(orgID, ctxID, &e, tlog.RecordHash(leaf))); err != nil {
-			return fmt.Errorf("event %d: index: %w", gid, err)
-		}
-	}
-	return rows.Err()
 }
 
 func (s *Store) migrate(ctx context.Context) error {

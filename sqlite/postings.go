@@ -1,0 +1,348 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"slices"
+)
+
+// Posting lists: the search index's storage (index format 5).
+//
+// A term is a 64-bit hash of what an event can be searched by (index.go).
+// A segment holds, for the events of one contiguous range of gids, every
+// term with the gids of the events that carry it; segments never overlap,
+// so a term's gids in the whole index are its gids in each segment, newest
+// segment first. Each index transaction writes one new segment, and the
+// merger (merger.go) merges mergeFanout adjacent segments of one level into
+// one of the next: a tiered LSM, written in Go over a SQLite table.
+//
+// A segment is its entries (term, gid) in (term ascending, gid descending)
+// order, cut into pages of at most pageBytes, one row of table pages each,
+// keyed by (segment, last entry's term, -last entry's gid): the page that
+// holds the first entry at or after (t, -g) — term t's newest gid ≤ g — is
+// the first page whose key is not less than that, one seek of the key's
+// index.
+//
+// Page format: runs of one term's gids. A run is uvarint(term − previous
+// run's term, as uint64; the first run's from 0), uvarint(n), the first gid
+// as a uvarint and n − 1 uvarint differences to the next (smaller) gid. A
+// term's gids continue in the next page's first run when they do not fit.
+//
+// Why not FTS5, which held the index before: under bulk ingest its
+// tokenizer, hash and segment merges — C translated to Go in modernc's
+// SQLite — cost ~30 µs of CPU per event, more than the rest of the server
+// together (docs/performance.md, fifth round). Terms here are hashed once,
+// in Go, from the event's fields; a segment is sorted in memory and
+// written as ~4 KB rows; a merge concatenates posting lists (segments hold
+// disjoint gid ranges, so nothing is re-sorted).
+
+// pageBytes bounds a page's data: with the row's other columns it stays
+// within one 4 KiB SQLite page (no overflow pages).
+const pageBytes = 3968
+
+// A page is one row of table pages.
+type page struct {
+	term, ngid int64 // the last entry: its term and minus its gid
+	data       []byte
+}
+
+// pageWriter cuts a stream of entries, in (term ascending, gid descending)
+// order, into pages.
+type pageWriter struct {
+	pages []page
+	buf   []byte // the current page
+	// The current run: its term, its gids' encoding, how many, and the
+	// last gid added.
+	term, prevTerm int64
+	open           bool
+	run            []byte
+	n              int
+	last           int64
+	hdr            int   // a bound on the run's header
+	bufLast        int64 // the gid of buf's last entry
+	first          bool  // buf holds no run yet
+	// flush, when set, takes full pages as they are cut (a merge writes
+	// them in chunks); otherwise they collect in pages.
+	flush func([]page) error
+	err   error
+}
+
+func newPageWriter() *pageWriter { return &pageWriter{first: true, buf: make([]byte, 0, pageBytes)} }
+
+// add appends gid to term's posting list; calls come in entry order.
+func (w *pageWriter) add(term, gid int64) {
+	if w.open && term != w.term {
+		w.endRun()
+	}
+	if !w.open {
+		w.startRun(term)
+	}
+	v := uint64(gid)
+	if w.n > 0 {
+		v = uint64(w.last - gid)
+	}
+	if len(w.buf)+w.hdr+len(w.run)+uvarintLen(v) > pageBytes {
+		// The page is full: end the run here, cut the page, and go on
+		// with this term in a new run on the next page.
+		w.endRun()
+		w.cut()
+		w.startRun(term)
+		v = uint64(gid)
+	}
+	w.run = binary.AppendUvarint(w.run, v)
+	w.n++
+	w.last = gid
+}
+
+// startRun opens a run of term. Its header's length is bounded with 3
+// bytes for the count: a run within a page has fewer than 2^21 gids.
+func (w *pageWriter) startRun(term int64) {
+	w.term, w.open, w.n, w.run = term, true, 0, w.run[:0]
+	w.hdr = uvarintLen(w.termDelta()) + 3
+}
+
+// termDelta is what a run of the current term starts with.
+func (w *pageWriter) termDelta() uint64 {
+	if w.first {
+		return uint64(w.term)
+	}
+	return uint64(w.term) - uint64(w.prevTerm)
+}
+
+// endRun writes the open run to the current page.
+func (w *pageWriter) endRun() {
+	if !w.open || w.n == 0 {
+		w.open = false
+		return
+	}
+	w.buf = binary.AppendUvarint(w.buf, w.termDelta())
+	w.buf = binary.AppendUvarint(w.buf, uint64(w.n))
+	w.buf = append(w.buf, w.run...)
+	w.prevTerm, w.bufLast, w.first, w.open = w.term, w.last, false, false
+}
+
+// cut ends the current page.
+func (w *pageWriter) cut() {
+	if w.first {
+		return
+	}
+	w.pages = append(w.pages, page{term: w.prevTerm, ngid: -w.bufLast, data: w.buf})
+	w.buf, w.first = make([]byte, 0, pageBytes), true
+	if w.flush != nil && len(w.pages) >= 256 && w.err == nil {
+		w.err = w.flush(w.pages)
+		w.pages = w.pages[:0]
+	}
+}
+
+// finish ends the last run and page and returns the pages not yet flushed.
+func (w *pageWriter) finish() ([]page, error) {
+	w.endRun()
+	w.cut()
+	return w.pages, w.err
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// A run is one term's gids in a page, newest first; last reports whether
+// it is the page's last run (the term may go on in the next page).
+type run struct {
+	term int64
+	gids []int64
+	last bool
+}
+
+// runs decodes a page. A malformed page ends the sequence early with a run
+// of term 0 and no gids; decodeRuns reports it as an error.
+func runs(data []byte) func(yield func(run) bool) {
+	return func(yield func(run) bool) {
+		var term int64
+		first := true
+		for len(data) > 0 {
+			d, n := binary.Uvarint(data)
+			if n <= 0 {
+				yield(run{})
+				return
+			}
+			data = data[n:]
+			if first {
+				term, first = int64(d), false
+			} else {
+				term += int64(d)
+			}
+			count, n := binary.Uvarint(data)
+			if n <= 0 || count == 0 || count > uint64(len(data)) {
+				yield(run{})
+				return
+			}
+			data = data[n:]
+			gids := make([]int64, count)
+			var g int64
+			for i := range gids {
+				v, n := binary.Uvarint(data)
+				if n <= 0 {
+					yield(run{})
+					return
+				}
+				data = data[n:]
+				if i == 0 {
+					g = int64(v)
+				} else {
+					g -= int64(v)
+				}
+				gids[i] = g
+			}
+			if !yield(run{term: term, gids: gids, last: len(data) == 0}) {
+				return
+			}
+		}
+	}
+}
+
+// A segment is one row of table segments: a range of gids, the range of
+// their event times (microseconds) and its level in the merge tiers.
+type segment struct {
+	id, level, lo, hi, tmin, tmax, events int64
+}
+
+// A cursor walks a posting list, or a combination of them, newest first.
+// next returns its largest gid ≤ upTo, 0 when it has none; successive
+// calls never raise upTo.
+type cursor interface {
+	next(upTo int64) (int64, error)
+}
+
+// termCursor walks one term's gids through the segments, newest first.
+type termCursor struct {
+	probe *sql.Stmt // the page at or after a key (read.go, searchProbe)
+	// ctx is the search's; probes run without its cancellation (for
+	// each statement with a context that can end, the driver starts a
+	// goroutine to interrupt it) and look at it every 64 probes instead.
+	ctx        context.Context
+	segs       []segment // hi descending
+	term       int64
+	tmin, tmax int64 // time terms: skip segments without events in [tmin, tmax)
+	i          int   // the current segment
+	gids       []int64
+	pos        int
+	more       bool // gids ended with their page: the term may go on
+	probed     bool // gids and more are the current segment's
+	probes     int
+}
+
+func (c *termCursor) next(upTo int64) (int64, error) {
+	for c.i < len(c.segs) {
+		s := c.segs[c.i]
+		if s.lo > upTo || (c.tmax > c.tmin && (s.tmax < c.tmin || s.tmin >= c.tmax)) {
+			c.i, c.probed = c.i+1, false
+			continue
+		}
+		if c.probed {
+			for c.pos < len(c.gids) {
+				if g := c.gids[c.pos]; g <= upTo {
+					return g, nil
+				}
+				c.pos++
+			}
+			if !c.more {
+				c.i, c.probed = c.i+1, false
+				continue
+			}
+			if len(c.gids) > 0 {
+				upTo = min(upTo, c.gids[len(c.gids)-1]-1)
+			}
+		}
+		if err := c.load(s, min(upTo, s.hi)); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+// load reads the page holding the term's first gid ≤ upTo in segment s.
+func (c *termCursor) load(s segment, upTo int64) error {
+	if c.probes++; c.probes%64 == 0 {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	c.probed, c.gids, c.pos, c.more = true, nil, 0, false
+	var data []byte
+	err := c.probe.QueryRowContext(context.WithoutCancel(c.ctx), s.id, c.term, -upTo).Scan(&data)
+	if err == sql.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("search index: read page: %w", err)
+	}
+	for r := range runs(data) {
+		if len(r.gids) == 0 {
+			return fmt.Errorf("search index: segment %d: malformed page", s.id)
+		}
+		if r.term < c.term {
+			continue
+		}
+		if r.term == c.term {
+			i, _ := slices.BinarySearchFunc(r.gids, upTo, func(g, t int64) int { return cmp.Compare(t, g) })
+			c.gids, c.more = r.gids[i:], r.last && i < len(r.gids)
+		}
+		break
+	}
+	return nil
+}
+
+// andCursor yields the gids every one of its cursors has.
+type andCursor []cursor
+
+func (a andCursor) next(upTo int64) (int64, error) {
+	x := upTo
+	for {
+		agreed := true
+		for _, c := range a {
+			v, err := c.next(x)
+			if err != nil || v == 0 {
+				return 0, err
+			}
+			if v < x {
+				x, agreed = v, false
+			}
+		}
+		if agreed {
+			return x, nil
+		}
+	}
+}
+
+// orCursor yields the gids any of its cursors has. Each one's last answer
+// is kept: it stays the answer while upTo does not fall below it.
+type orCursor struct {
+	cs   []cursor
+	last []int64 // -1: not asked yet
+}
+
+func newOrCursor(cs []cursor) *orCursor {
+	last := make([]int64, len(cs))
+	for i := range last {
+		last[i] = -1
+	}
+	return &orCursor{cs: cs, last: last}
+}
+
+func (o *orCursor) next(upTo int64) (int64, error) {
+	var best int64
+	for i, c := range o.cs {
+		v := o.last[i]
+		if v < 0 || v > upTo {
+			var err error
+			if v, err = c.next(upTo); err != nil {
+				return 0, err
+			}
+			o.last[i] = v
+		}
+		best = max(best, v)
+	}
+	return best, nil
+}

@@ -1,0 +1,114 @@
+package sqlite
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn"
+)
+
+type entry struct{ term, gid int64 }
+
+// decodeAll reads pages back into entries, checking each page's size and
+// key (its last entry).
+func decodeAll(t *testing.T, pages []page) []entry {
+	t.Helper()
+	var out []entry
+	for i, p := range pages {
+		if len(p.data) > pageBytes {
+			t.Fatalf("page %d holds %d bytes", i, len(p.data))
+		}
+		var last entry
+		for r := range runs(p.data) {
+			if len(r.gids) == 0 {
+				t.Fatalf("page %d is malformed", i)
+			}
+			for _, g := range r.gids {
+				last = entry{r.term, g}
+				out = append(out, last)
+			}
+		}
+		if last != (entry{p.term, -p.ngid}) {
+			t.Fatalf("page %d: key (%d, %d), last entry %v", i, p.term, -p.ngid, last)
+		}
+	}
+	return out
+}
+
+// TestPagesRoundTrip: entries written in (term, gid descending) order read
+// back the same, in pages within pageBytes keyed by their last entry; runs
+// cross pages, and terms and gids take every varint length.
+func TestPagesRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var want []entry
+	for range 3000 {
+		term := int64(r.Uint64())
+		n := 1 + r.IntN(3)
+		if r.IntN(50) == 0 {
+			n = 2000 + r.IntN(5000) // longer than a page
+		}
+		g := int64(1) << r.IntN(40)
+		for range n {
+			want = append(want, entry{term, g})
+			g += 1 + r.Int64N([]int64{1, 200, 1 << 20}[r.IntN(3)])
+		}
+	}
+	want = append(want, entry{math.MinInt64, 1}, entry{math.MaxInt64, math.MaxInt64 / 2}, entry{0, 5})
+	slices.SortFunc(want, func(a, b entry) int { return cmp.Or(cmp.Compare(a.term, b.term), cmp.Compare(b.gid, a.gid)) })
+	want = slices.Compact(want)
+	w := newPageWriter()
+	for _, e := range want {
+		w.add(e.term, e.gid)
+	}
+	pages, err := w.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeAll(t, pages); !slices.Equal(got, want) {
+		t.Fatalf("%d entries read back, %d written, or in another order", len(got), len(want))
+	}
+	for i := 1; i < len(pages); i++ {
+		if a, b := pages[i-1], pages[i]; cmp.Or(cmp.Compare(a.term, b.term), cmp.Compare(a.ngid, b.ngid)) >= 0 {
+			t.Fatalf("page keys out of order at %d", i)
+		}
+	}
+	t.Logf("%d entries in %d pages", len(want), len(pages))
+}
+
+// TestSegmentBuilder: a batch's pages hold exactly its events' terms, each
+// event once per term, including when the term table must grow.
+func TestSegmentBuilder(t *testing.T) {
+	var b segBuilder
+	for _, n := range []int{1, 7, 300} {
+		var batch []indexItem
+		var want []entry
+		for i := range n {
+			e := cairn.Event{Context: "app", Action: "doc.update", Kind: cairn.KindUpdate, EventTime: time.Unix(1e9+int64(i), 0),
+				Description: "alpha alpha beta"}
+			if n == 300 && i == 150 {
+				for w := range 5000 { // more terms than the table's bound
+					e.Description += " w" + string(rune('a'+w%26)) + string(rune('a'+w/26%26)) + string(rune('a'+w/676))
+				}
+			}
+			it := indexItem{gid: int64(100 + i), orgID: 1, ctxID: 2, event: &e}
+			batch = append(batch, it)
+			terms := eventTerms(nil, 1, 2, &e, it.leafHash)
+			slices.Sort(terms)
+			for _, term := range slices.Compact(terms) {
+				want = append(want, entry{term, it.gid})
+			}
+		}
+		slices.SortFunc(want, func(a, b entry) int { return cmp.Or(cmp.Compare(a.term, b.term), cmp.Compare(b.gid, a.gid)) })
+		seg, pages := b.segment(batch)
+		if got := decodeAll(t, pages); !slices.Equal(got, want) {
+			t.Fatalf("batch of %d: %d entries, want %d", n, len(got), len(want))
+		}
+		if seg.lo != 100 || seg.hi != int64(99+n) || seg.events != int64(n) || seg.tmin != 1e15 || seg.tmax != 1e15+int64(n-1)*1e6 {
+			t.Fatalf("batch of %d: segment %+v", n, seg)
+		}
+	}
+}
