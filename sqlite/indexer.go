@@ -85,8 +85,9 @@ const (
 // another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: time
 // buckets down to a hundredth of a second; 4: base-36 tokens, 50 bits for
 // key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own
-// (postings.go) instead of FTS5.
-const indexVersion = 5
+// (postings.go) instead of FTS5; 6: pages of 2 KB in a WITHOUT ROWID
+// table, in 8 KiB database pages.
+const indexVersion = 6
 
 const indexSchema = `
 -- The segments of the index (postings.go): gids [lo, hi], their events'
@@ -103,13 +104,15 @@ CREATE TABLE segments (
 	state  INTEGER NOT NULL
 );
 -- A segment's pages, keyed by their last entry: its term and minus its gid.
+-- Without a rowid, a probe is one seek, and a page (pageBytes) fits in its
+-- B-tree cell in an 8 KiB database page.
 CREATE TABLE pages (
 	seg  INTEGER NOT NULL,
 	term INTEGER NOT NULL,
 	ngid INTEGER NOT NULL,
 	data BLOB NOT NULL,
 	PRIMARY KEY (seg, term, ngid)
-);
+) WITHOUT ROWID;
 -- log_id: the identity of the log database this index was built from.
 -- indexed: every event with gid <= indexed is in the segments, none above.
 CREATE TABLE state (
@@ -201,6 +204,9 @@ type errStaleIndex struct{ reason string }
 func (e errStaleIndex) Error() string { return "stale search index: " + e.reason }
 
 func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) (_ *sql.DB, _ int64, err error) {
+	if err := create(ctx, path); err != nil { // 8 KiB pages, as the log's
+		return nil, 0, err
+	}
 	db, err := sql.Open("sqlite", dsn(path, []string{
 		"busy_timeout(10000)",
 		"journal_mode(WAL)",

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -254,10 +255,7 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	}
 	for len(h) > 0 {
 		st := h[0]
-		r := st.runs[0]
-		for _, g := range r.gids {
-			w.add(r.term, g)
-		}
+		w.addRun(st.runs[0])
 		st.runs = st.runs[1:]
 		if _, ok, err := st.peek(ctx); err != nil {
 			return err
@@ -341,12 +339,22 @@ func (x *indexer) writePages(ctx context.Context, seg int64, pages []page) error
 func (x *indexer) dropSegments(ctx context.Context, ids []int64) error {
 	for _, id := range ids {
 		for {
-			res, err := x.db.ExecContext(ctx, `DELETE FROM pages WHERE rowid IN (SELECT rowid FROM pages WHERE seg = ? LIMIT 1024)`, id)
+			var term, ngid int64
+			err := x.db.QueryRowContext(ctx, `SELECT term, ngid FROM pages WHERE seg = ? ORDER BY term, ngid LIMIT 1 OFFSET 1023`, id).Scan(&term, &ngid)
+			last := errors.Is(err, sql.ErrNoRows)
+			if err != nil && !last {
+				return fmt.Errorf("delete merged segment: %w", err)
+			}
+			if last {
+				_, err = x.db.ExecContext(ctx, `DELETE FROM pages WHERE seg = ?`, id)
+			} else {
+				_, err = x.db.ExecContext(ctx, `DELETE FROM pages WHERE seg = ? AND (term, ngid) <= (?, ?)`, id, term, ngid)
+			}
 			if err != nil {
 				return fmt.Errorf("delete merged segment: %w", err)
 			}
 			x.walCommitted()
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if last {
 				break
 			}
 		}
@@ -365,12 +373,14 @@ type pageStream struct {
 	order      int   // 0 for the newest source
 	term, ngid int64 // the key of the last page read
 	runs       []run
+	gids       []int64 // the runs' gids
 	done       bool
 }
 
 // peek returns the stream's next run; false at its end.
 func (s *pageStream) peek(ctx context.Context) (run, bool, error) {
 	for len(s.runs) == 0 && !s.done {
+		s.runs, s.gids = s.runs[:0], s.gids[:0]
 		rows, err := s.db.QueryContext(ctx, `SELECT term, ngid, data FROM ix.pages
 			WHERE seg = ? AND (term, ngid) > (?, ?) ORDER BY term, ngid LIMIT 64`, s.seg, s.term, s.ngid)
 		if err != nil {
@@ -384,12 +394,9 @@ func (s *pageStream) peek(ctx context.Context) (run, bool, error) {
 				return run{}, false, fmt.Errorf("merge: read segment %d: %w", s.seg, err)
 			}
 			n++
-			for r := range runs(data) {
-				if len(r.gids) == 0 {
-					rows.Close()
-					return run{}, false, fmt.Errorf("merge: segment %d: malformed page", s.seg)
-				}
-				s.runs = append(s.runs, r)
+			if s.runs, s.gids, err = appendRuns(s.runs, s.gids, data); err != nil {
+				rows.Close()
+				return run{}, false, fmt.Errorf("merge: segment %d: %w", s.seg, err)
 			}
 		}
 		err = rows.Err()

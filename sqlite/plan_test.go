@@ -65,7 +65,7 @@ func TestSearchPlansDoNotSort(t *testing.T) {
 func TestSearchProbeSeeks(t *testing.T) {
 	s := openAcme(t)
 	plan := explain(t, s, searchQuery{sql: searchProbe, args: []any{1, 2}})
-	if !strings.Contains(plan, "sqlite_autoindex_pages_1 (seg=? AND (term,ngid)>(?,?))") || strings.Contains(plan, "TEMP B-TREE") {
+	if !strings.Contains(plan, "USING PRIMARY KEY (seg=? AND (term,ngid)>(?,?))") || strings.Contains(plan, "TEMP B-TREE") {
 		t.Errorf("the probe does not seek: %s", plan)
 	}
 	t.Log(plan)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -40,9 +41,10 @@ import (
 // written as ~4 KB rows; a merge concatenates posting lists (segments hold
 // disjoint gid ranges, so nothing is re-sorted).
 
-// pageBytes bounds a page's data: with the row's other columns it stays
-// within one 4 KiB SQLite page (no overflow pages).
-const pageBytes = 3968
+// pageBytes bounds a page's data: with the row's key it stays within the
+// largest cell SQLite keeps in an 8 KiB page of a WITHOUT ROWID table's
+// B-tree (2,030 bytes), so no page spills into overflow pages.
+const pageBytes = 1984
 
 // A page is one row of table pages.
 type page struct {
@@ -98,6 +100,24 @@ func (w *pageWriter) add(term, gid int64) {
 	w.last = gid
 }
 
+// addRun appends a run read from another page (a merge): its differences
+// are copied as they are when the page has room for them.
+func (w *pageWriter) addRun(r run) {
+	w.add(r.term, r.gids[0])
+	if len(r.gids) == 1 {
+		return
+	}
+	if len(w.buf)+w.hdr+len(w.run)+len(r.raw) <= pageBytes {
+		w.run = append(w.run, r.raw...)
+		w.n += len(r.gids) - 1
+		w.last = r.gids[len(r.gids)-1]
+		return
+	}
+	for _, g := range r.gids[1:] {
+		w.add(r.term, g)
+	}
+}
+
 // startRun opens a run of term. Its header's length is bounded with 3
 // bytes for the count: a run within a page has fewer than 2^21 gids.
 func (w *pageWriter) startRun(term int64) {
@@ -147,59 +167,59 @@ func (w *pageWriter) finish() ([]page, error) {
 
 func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
-// A run is one term's gids in a page, newest first; last reports whether
-// it is the page's last run (the term may go on in the next page).
+// A run is one term's gids in a page, newest first; raw is the encoding of
+// gids[1:] (the differences), and last reports whether it is the page's
+// last run (the term may go on in the next page).
 type run struct {
 	term int64
 	gids []int64
+	raw  []byte
 	last bool
 }
 
-// runs decodes a page. A malformed page ends the sequence early with a run
-// of term 0 and no gids; decodeRuns reports it as an error.
-func runs(data []byte) func(yield func(run) bool) {
-	return func(yield func(run) bool) {
-		var term int64
-		first := true
-		for len(data) > 0 {
-			d, n := binary.Uvarint(data)
-			if n <= 0 {
-				yield(run{})
-				return
-			}
-			data = data[n:]
-			if first {
-				term, first = int64(d), false
-			} else {
-				term += int64(d)
-			}
-			count, n := binary.Uvarint(data)
-			if n <= 0 || count == 0 || count > uint64(len(data)) {
-				yield(run{})
-				return
-			}
-			data = data[n:]
-			gids := make([]int64, count)
-			var g int64
-			for i := range gids {
-				v, n := binary.Uvarint(data)
-				if n <= 0 {
-					yield(run{})
-					return
-				}
-				data = data[n:]
-				if i == 0 {
-					g = int64(v)
-				} else {
-					g -= int64(v)
-				}
-				gids[i] = g
-			}
-			if !yield(run{term: term, gids: gids, last: len(data) == 0}) {
-				return
-			}
+var errBadPage = errors.New("malformed page")
+
+// appendRuns decodes a page's runs onto out, their gids onto gids (the
+// runs' gids share its array).
+func appendRuns(out []run, gids []int64, data []byte) ([]run, []int64, error) {
+	var term int64
+	for first := true; len(data) > 0; first = false {
+		d, n := binary.Uvarint(data)
+		if n <= 0 {
+			return out, gids, errBadPage
 		}
+		data = data[n:]
+		if first {
+			term = int64(d)
+		} else {
+			term += int64(d)
+		}
+		count, n := binary.Uvarint(data)
+		if n <= 0 || count == 0 || count > uint64(len(data)) {
+			return out, gids, errBadPage
+		}
+		data = data[n:]
+		start := len(gids)
+		v, n := binary.Uvarint(data)
+		if n <= 0 {
+			return out, gids, errBadPage
+		}
+		data = data[n:]
+		raw := data
+		g := int64(v)
+		gids = append(gids, g)
+		for range count - 1 {
+			v, n := binary.Uvarint(data)
+			if n <= 0 {
+				return out, gids, errBadPage
+			}
+			data = data[n:]
+			g -= int64(v)
+			gids = append(gids, g)
+		}
+		out = append(out, run{term: term, gids: gids[start:len(gids):len(gids)], raw: raw[:len(raw)-len(data)], last: len(data) == 0})
 	}
+	return out, gids, nil
 }
 
 // A segment is one row of table segments: a range of gids, the range of
@@ -278,20 +298,69 @@ func (c *termCursor) load(s segment, upTo int64) error {
 	if err != nil {
 		return fmt.Errorf("search index: read page: %w", err)
 	}
-	for r := range runs(data) {
-		if len(r.gids) == 0 {
-			return fmt.Errorf("search index: segment %d: malformed page", s.id)
-		}
-		if r.term < c.term {
-			continue
-		}
-		if r.term == c.term {
-			i, _ := slices.BinarySearchFunc(r.gids, upTo, func(g, t int64) int { return cmp.Compare(t, g) })
-			c.gids, c.more = r.gids[i:], r.last && i < len(r.gids)
-		}
-		break
+	r, found, err := findRun(data, c.term)
+	if err != nil {
+		return fmt.Errorf("search index: segment %d: %w", s.id, err)
+	}
+	if found {
+		i, _ := slices.BinarySearchFunc(r.gids, upTo, func(g, t int64) int { return cmp.Compare(t, g) })
+		c.gids, c.more = r.gids[i:], r.last && i < len(r.gids)
 	}
 	return nil
+}
+
+// findRun returns the run of term in a page, decoding no other run's gids.
+func findRun(data []byte, term int64) (run, bool, error) {
+	var t int64
+	for first := true; len(data) > 0; first = false {
+		d, n := binary.Uvarint(data)
+		if n <= 0 {
+			return run{}, false, errBadPage
+		}
+		data = data[n:]
+		if first {
+			t = int64(d)
+		} else {
+			t += int64(d)
+		}
+		count, n := binary.Uvarint(data)
+		if n <= 0 || count == 0 || count > uint64(len(data)) {
+			return run{}, false, errBadPage
+		}
+		data = data[n:]
+		if t > term {
+			return run{}, false, nil
+		}
+		if t < term {
+			// Skip count varints: count bytes without the high bit.
+			for ; count > 0 && len(data) > 0; data = data[1:] {
+				if data[0] < 0x80 {
+					count--
+				}
+			}
+			if count > 0 {
+				return run{}, false, errBadPage
+			}
+			continue
+		}
+		gids := make([]int64, count)
+		var g int64
+		for i := range gids {
+			v, n := binary.Uvarint(data)
+			if n <= 0 {
+				return run{}, false, errBadPage
+			}
+			data = data[n:]
+			if i == 0 {
+				g = int64(v)
+			} else {
+				g -= int64(v)
+			}
+			gids[i] = g
+		}
+		return run{term: t, gids: gids, last: len(data) == 0}, true, nil
+	}
+	return run{}, false, nil
 }
 
 // andCursor yields the gids every one of its cursors has.

@@ -23,10 +23,11 @@ func decodeAll(t *testing.T, pages []page) []entry {
 			t.Fatalf("page %d holds %d bytes", i, len(p.data))
 		}
 		var last entry
-		for r := range runs(p.data) {
-			if len(r.gids) == 0 {
-				t.Fatalf("page %d is malformed", i)
-			}
+		rs, _, err := appendRuns(nil, nil, p.data)
+		if err != nil {
+			t.Fatalf("page %d: %v", i, err)
+		}
+		for _, r := range rs {
 			for _, g := range r.gids {
 				last = entry{r.term, g}
 				out = append(out, last)
@@ -76,6 +77,30 @@ func TestPagesRoundTrip(t *testing.T) {
 			t.Fatalf("page keys out of order at %d", i)
 		}
 	}
+	// A merge copies runs: the same entries come out, whatever the pages.
+	for _, split := range []int{1, 2, 7} {
+		w := newPageWriter()
+		for i, p := range pages {
+			if i%split != 0 {
+				w.endRun()
+				w.cut() // page boundaries unlike the source's
+			}
+			rs, _, err := appendRuns(nil, nil, p.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				w.addRun(r)
+			}
+		}
+		copied, err := w.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decodeAll(t, copied); !slices.Equal(got, want) {
+			t.Fatalf("runs copied into new pages (split %d) read back differently", split)
+		}
+	}
 	t.Logf("%d entries in %d pages", len(want), len(pages))
 }
 
@@ -110,5 +135,39 @@ func TestSegmentBuilder(t *testing.T) {
 		if seg.lo != 100 || seg.hi != int64(99+n) || seg.events != int64(n) || seg.tmin != 1e15 || seg.tmax != 1e15+int64(n-1)*1e6 {
 			t.Fatalf("batch of %d: segment %+v", n, seg)
 		}
+	}
+}
+
+// TestFindRun: the run of a term is found in a page without decoding the
+// others, and a term between runs or past the last is absent.
+func TestFindRun(t *testing.T) {
+	w := newPageWriter()
+	terms := []int64{-9, 3, 1 << 40, 1<<62 + 5}
+	for i, term := range terms {
+		for g := int64(10 * (i + 1)); g > 0; g -= 3 {
+			w.add(term, 1000+g)
+		}
+	}
+	pages, _ := w.finish()
+	if len(pages) != 1 {
+		t.Fatalf("%d pages", len(pages))
+	}
+	rs, _, err := appendRuns(nil, nil, pages[0].data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		got, ok, err := findRun(pages[0].data, r.term)
+		if err != nil || !ok || !slices.Equal(got.gids, r.gids) || got.last != r.last {
+			t.Errorf("term %d: %v %v %v, want %v", r.term, got, ok, err, r)
+		}
+	}
+	for _, absent := range []int64{-10, 0, 4, 1<<62 + 6} {
+		if _, ok, err := findRun(pages[0].data, absent); ok || err != nil {
+			t.Errorf("term %d: found %v, %v", absent, ok, err)
+		}
+	}
+	if _, _, err := findRun(pages[0].data[:len(pages[0].data)-1], terms[3]); err == nil {
+		t.Error("a truncated page decoded")
 	}
 }
