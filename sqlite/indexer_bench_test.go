@@ -3,9 +3,9 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
-	"log/slog"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
