@@ -86,22 +86,25 @@ const (
 // buckets down to a hundredth of a second; 4: base-36 tokens, 50 bits for
 // key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own
 // (postings.go) instead of FTS5; 6: pages of 2 KB in a WITHOUT ROWID
-// table, in 8 KiB database pages.
-const indexVersion = 6
+// table, in 8 KiB database pages; 7: segments carry their directory, and
+// their ids are never reused.
+const indexVersion = 7
 
 const indexSchema = `
 -- The segments of the index (postings.go): gids [lo, hi], their events'
 -- times [tmin, tmax] in microseconds. state: 0 being written by a merge,
 -- 1 live (what searches read), 2 merged away (its pages being deleted).
+-- dir: the keys of its pages (pagecache.go).
 CREATE TABLE segments (
-	id     INTEGER PRIMARY KEY,
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
 	level  INTEGER NOT NULL,
 	lo     INTEGER NOT NULL,
 	hi     INTEGER NOT NULL,
 	tmin   INTEGER NOT NULL,
 	tmax   INTEGER NOT NULL,
 	events INTEGER NOT NULL,
-	state  INTEGER NOT NULL
+	state  INTEGER NOT NULL,
+	dir    BLOB NOT NULL
 );
 -- A segment's pages, keyed by their last entry: its term and minus its gid.
 -- Without a rowid, a probe is one seek, and a page (pageBytes) fits in its
@@ -175,6 +178,7 @@ type indexer struct {
 	mergeStop   context.CancelFunc
 	merged      int // merges done (tests)
 	build       segBuilder
+	pages       *segPages // what searches keep of the segments (pagecache.go)
 }
 
 // openIndex opens (creating or rebuilding if needed) the index database of
@@ -297,7 +301,7 @@ func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
 func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused bool, logger *slog.Logger) (*indexer, error) {
 	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
 		advanced: make(chan struct{}), wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), paused: paused}
+		stop: make(chan struct{}), done: make(chan struct{}), paused: paused, pages: newSegPages()}
 	dead, err := x.loadSegments(context.Background())
 	if err != nil {
 		return nil, err
@@ -341,7 +345,7 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused b
 func (x *indexer) prepare() error {
 	var stmts [3]*sql.Stmt
 	for i, q := range []string{
-		`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		`INSERT INTO pages (seg, term, ngid, data) VALUES (?, ?, ?, ?)`,
 		`UPDATE state SET indexed = ? WHERE id = 0`,
 	} {
@@ -679,7 +683,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	}
 	defer tx.Rollback()
 	if pages != nil {
-		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, 1)
+		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, 1, encodeDir(pageKeys(pages)))
 		if err != nil {
 			return fmt.Errorf("index: add segment: %w", err)
 		}
@@ -701,6 +705,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	}
 	x.walCommitted()
 	if pages != nil {
+		x.pages.setDir(seg.id, pageKeys(pages))
 		x.addSegment(seg)
 	}
 	return nil

@@ -32,7 +32,7 @@ func BenchmarkIndexer(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer readers.Close()
-			x := &indexer{db: db, log: readers, logger: slog.New(slog.DiscardHandler)}
+			x := &indexer{db: db, log: readers, logger: slog.New(slog.DiscardHandler), pages: newSegPages()}
 			x.mergeCtx, x.mergeStop = context.WithCancel(b.Context())
 			defer x.mergeStop()
 			if err := x.prepare(); err != nil {

@@ -604,6 +604,19 @@ func TestIndexMerges(t *testing.T) {
 	if got := len(searchAll(t, s, cairn.Filter{ActionPrefix: "document."})); got == 0 {
 		t.Fatal("the corpus has no document events")
 	}
+	// Without the segments' directories in memory (a segment a search
+	// sees before its directory is published), probes go through SQL.
+	s.ix.pages.mu.Lock()
+	if len(s.ix.pages.dirs) != len(segs) || len(s.ix.pages.pages) == 0 {
+		t.Errorf("%d directories and %d cached pages for %d segments", len(s.ix.pages.dirs), len(s.ix.pages.pages), len(segs))
+	}
+	clear(s.ix.pages.dirs)
+	s.ix.pages.mu.Unlock()
+	for i, f := range tailFilters {
+		if got := searchAll(t, s, f); !slices.Equal(got, want[i]) {
+			t.Errorf("%+v: %d events without directories, %d with", f, len(got), len(want[i]))
+		}
+	}
 	s.Close()
 
 	s = openIndexed(t, path)

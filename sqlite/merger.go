@@ -136,7 +136,7 @@ func (b *segBuilder) grow() {
 // x.segs; it returns the rest, left by a merge that did not finish or whose
 // sources were not all deleted yet, to be deleted.
 func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, state FROM segments ORDER BY lo, id`)
+	rows, err := x.db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, state, dir FROM segments ORDER BY lo, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read segments: %w", err)
 	}
@@ -144,10 +144,16 @@ func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
 	for rows.Next() {
 		var s segment
 		var state int
-		if err := rows.Scan(&s.id, &s.level, &s.lo, &s.hi, &s.tmin, &s.tmax, &s.events, &state); err != nil {
+		var dir []byte
+		if err := rows.Scan(&s.id, &s.level, &s.lo, &s.hi, &s.tmin, &s.tmax, &s.events, &state, &dir); err != nil {
 			return nil, fmt.Errorf("read segments: %w", err)
 		}
 		if state == 1 {
+			keys, err := decodeDir(dir)
+			if err != nil {
+				return nil, errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+			}
+			x.pages.setDir(s.id, keys)
 			x.segs = append(x.segs, s)
 		} else {
 			dead = append(dead, s.id)
@@ -220,7 +226,7 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	for _, s := range srcs {
 		out.tmin, out.tmax, out.events = min(out.tmin, s.tmin), max(out.tmax, s.tmax), out.events+s.events
 	}
-	res, err := x.db.ExecContext(ctx, `INSERT INTO segments (level, lo, hi, tmin, tmax, events, state) VALUES (?, ?, ?, ?, ?, ?, 0)`,
+	res, err := x.db.ExecContext(ctx, `INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (?, ?, ?, ?, ?, ?, 0, x'')`,
 		out.level, out.lo, out.hi, out.tmin, out.tmax, out.events)
 	if err != nil {
 		return fmt.Errorf("merge: add segment: %w", err)
@@ -240,7 +246,11 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 		streams[len(srcs)-1-i] = &pageStream{db: x.log, seg: s.id, order: len(srcs) - 1 - i, term: math.MinInt64, ngid: math.MinInt64}
 	}
 	w := newPageWriter()
-	w.flush = func(ps []page) error { return x.writePages(ctx, out.id, ps) }
+	var keys []pageKey
+	w.flush = func(ps []page) error {
+		keys = append(keys, pageKeys(ps)...)
+		return x.writePages(ctx, out.id, ps)
+	}
 	// A heap of the streams by their next run's term, ties to the newest.
 	var h streamHeap
 	for _, st := range streams {
@@ -275,11 +285,12 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	if err := x.writePages(ctx, out.id, pages); err != nil {
 		return err
 	}
+	keys = append(keys, pageKeys(pages)...)
 	ids := make([]int64, len(srcs))
 	for i, s := range srcs {
 		ids[i] = s.id
 	}
-	if err := x.swapSegments(ctx, out, ids); err != nil {
+	if err := x.swapSegments(ctx, out, keys, ids); err != nil {
 		return err
 	}
 	return x.dropSegments(ctx, ids)
@@ -287,13 +298,13 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 
 // swapSegments makes out live and its sources merged away, in one
 // transaction, and in x.segs.
-func (x *indexer) swapSegments(ctx context.Context, out segment, srcs []int64) error {
+func (x *indexer) swapSegments(ctx context.Context, out segment, keys []pageKey, srcs []int64) error {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 1 WHERE id = ?`, out.id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 1, dir = ? WHERE id = ?`, encodeDir(keys), out.id); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 2 WHERE id IN (`+placeholders(len(srcs))+`)`, int64sAny(srcs)...); err != nil {
@@ -303,6 +314,8 @@ func (x *indexer) swapSegments(ctx context.Context, out segment, srcs []int64) e
 		return fmt.Errorf("merge: %w", err)
 	}
 	x.walCommitted()
+	x.pages.setDir(out.id, keys)
+	x.pages.drop(srcs)
 	x.segMu.Lock()
 	defer x.segMu.Unlock()
 	i := slices.IndexFunc(x.segs, func(s segment) bool { return s.id == srcs[0] })

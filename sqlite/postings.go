@@ -238,6 +238,8 @@ type cursor interface {
 // termCursor walks one term's gids through the segments, newest first.
 type termCursor struct {
 	probe *sql.Stmt // the page at or after a key (read.go, searchProbe)
+	exact *sql.Stmt // the page of a key (read.go, searchPage)
+	pages *segPages // directories and cached pages; nil: probe every time
 	// ctx is the search's; probes run without its cancellation (for
 	// each statement with a context that can end, the driver starts a
 	// goroutine to interrupt it) and look at it every 64 probes instead.
@@ -290,13 +292,9 @@ func (c *termCursor) load(s segment, upTo int64) error {
 		}
 	}
 	c.probed, c.gids, c.pos, c.more = true, nil, 0, false
-	var data []byte
-	err := c.probe.QueryRowContext(context.WithoutCancel(c.ctx), s.id, c.term, -upTo).Scan(&data)
-	if err == sql.ErrNoRows {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("search index: read page: %w", err)
+	data, err := c.page(s, pageKey{c.term, -upTo})
+	if err != nil || data == nil {
+		return err
 	}
 	r, found, err := findRun(data, c.term)
 	if err != nil {
@@ -307,6 +305,37 @@ func (c *termCursor) load(s segment, upTo int64) error {
 		c.gids, c.more = r.gids[i:], r.last && i < len(r.gids)
 	}
 	return nil
+}
+
+// page returns the page of segment s that holds the first entry at or
+// after key, nil if none does.
+func (c *termCursor) page(s segment, key pageKey) ([]byte, error) {
+	ctx := context.WithoutCancel(c.ctx)
+	var data []byte
+	if dir, ok := c.pages.dir(s.id); ok {
+		i, _ := slices.BinarySearchFunc(dir, key, pageKey.compare)
+		if i == len(dir) {
+			return nil, nil
+		}
+		ref := pageRef{s.id, i}
+		if data, ok := c.pages.get(ref); ok {
+			return data, nil
+		}
+		err := c.exact.QueryRowContext(ctx, s.id, dir[i].term, dir[i].ngid).Scan(&data)
+		if err != nil {
+			return nil, fmt.Errorf("search index: read page: %w", err)
+		}
+		c.pages.put(ref, data)
+		return data, nil
+	}
+	err := c.probe.QueryRowContext(ctx, s.id, key.term, key.ngid).Scan(&data)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("search index: read page: %w", err)
+	}
+	return data, nil
 }
 
 // findRun returns the run of term in a page, decoding no other run's gids.

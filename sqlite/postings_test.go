@@ -171,3 +171,36 @@ func TestFindRun(t *testing.T) {
 		t.Error("a truncated page decoded")
 	}
 }
+
+func TestSegmentDirectory(t *testing.T) {
+	keys := []pageKey{{math.MinInt64, -5}, {-1, -9}, {-1, -2}, {7, math.MinInt64 + 1}}
+	got, err := decodeDir(encodeDir(keys))
+	if err != nil || !slices.Equal(got, keys) {
+		t.Fatalf("%v, %v", got, err)
+	}
+	for _, bad := range [][]byte{encodeDir(keys)[:17], encodeDir([]pageKey{{2, 0}, {1, 0}})} {
+		if _, err := decodeDir(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
+
+// TestPageCacheBound: the least recently used pages go first, and the
+// cache never holds more than its bound.
+func TestPageCacheBound(t *testing.T) {
+	p := newSegPages()
+	p.max = 3000
+	for i := range 3 {
+		p.put(pageRef{1, i}, make([]byte, 1000))
+	}
+	p.get(pageRef{1, 0})
+	p.put(pageRef{2, 0}, make([]byte, 1000))
+	for r, want := range map[pageRef]bool{{1, 0}: true, {1, 1}: false, {1, 2}: true, {2, 0}: true} {
+		if _, ok := p.get(r); ok != want {
+			t.Errorf("page %v cached: %v, want %v", r, ok, want)
+		}
+	}
+	if p.bytes > p.max {
+		t.Errorf("%d bytes cached, bound %d", p.bytes, p.max)
+	}
+}

@@ -323,6 +323,9 @@ func (p *searchPlan) candidates(gids []int64) searchQuery {
 // after a key (postings.go).
 const searchProbe = `SELECT data FROM ix.pages WHERE seg = ? AND (term, ngid) >= (?, ?) ORDER BY term, ngid LIMIT 1`
 
+// searchPage reads the page of a key.
+const searchPage = `SELECT data FROM ix.pages WHERE seg = ? AND term = ? AND ngid = ?`
+
 // indexCursor is the cursor of q over the live segments in tx's snapshot.
 func (s *Store) indexCursor(ctx context.Context, tx *sql.Tx, q termQuery) (cursor, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, lo, hi, tmin, tmax FROM ix.segments WHERE state = 1 ORDER BY hi DESC`)
@@ -343,17 +346,23 @@ func (s *Store) indexCursor(ctx context.Context, tx *sql.Tx, q termQuery) (curso
 	if err != nil {
 		return nil, fmt.Errorf("search: read index segments: %w", err)
 	}
-	var probe *sql.Stmt
-	if st := s.searchStmt(ctx, searchProbe); st != nil {
-		probe = tx.StmtContext(ctx, st)
-	} else if probe, err = tx.PrepareContext(ctx, searchProbe); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+	var stmts [2]*sql.Stmt
+	for i, q := range []string{searchProbe, searchPage} {
+		if st := s.searchStmt(ctx, q); st != nil {
+			stmts[i] = tx.StmtContext(ctx, st)
+		} else if stmts[i], err = tx.PrepareContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+	}
+	var pages *segPages
+	if s.ix != nil {
+		pages = s.ix.pages
 	}
 	and := make(andCursor, 0, len(q.all))
 	for _, any := range q.all {
 		ors := make([]cursor, len(any))
 		for i, t := range any {
-			ors[i] = &termCursor{probe: probe, ctx: ctx, segs: segs, term: t.term, tmin: t.tmin, tmax: t.tmax}
+			ors[i] = &termCursor{probe: stmts[0], exact: stmts[1], pages: pages, ctx: ctx, segs: segs, term: t.term, tmin: t.tmin, tmax: t.tmax}
 		}
 		if len(ors) == 1 {
 			and = append(and, ors[0])
