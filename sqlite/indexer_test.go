@@ -664,3 +664,62 @@ func walkAll(t *testing.T, s *Store, f cairn.Filter) []string {
 		p.before = page.Next
 	}
 }
+
+// TestUnfinishedMergeCleared: a segment a merge was still writing when the
+// server stopped (state 0), with its pages, is deleted at the next start,
+// and searches never see it.
+func TestUnfinishedMergeCleared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	s := openIndexed(t, path)
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := indexCorpus(0, 50)
+	appendEntries(t, s, "acme", "app", app)
+	waitIndexed(t, s)
+	want := searchAll(t, s, cairn.Filter{Action: "document.update"})
+	s.Close()
+
+	// A merge's output, half written: a segment row in state 0 and a
+	// page claiming the same events.
+	db, err := sql.Open("sqlite", "file:"+indexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newPageWriter()
+	w.add(token(1, tokAction, "document.update"), 1)
+	pages, _ := w.finish()
+	res, err := db.Exec(`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (5, 1, 1000, 0, 0, 1, 0, x'')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	if _, err := db.Exec(`INSERT INTO pages (seg, term, ngid, data) VALUES (?, ?, ?, ?)`, id, pages[0].term, pages[0].ngid, pages[0].data); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openIndexed(t, path)
+	defer s.Close()
+	if got := searchAll(t, s, cairn.Filter{Action: "document.update"}); !slices.Equal(got, want) {
+		t.Fatalf("%d events found with an unfinished merge's segment in the file, %d before", len(got), len(want))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM ix.segments WHERE id = ?) + (SELECT count(*) FROM ix.pages WHERE seg = ?)`, id, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unfinished merge's segment is still there")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
