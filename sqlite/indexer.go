@@ -87,14 +87,15 @@ const (
 // key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own
 // (postings.go) instead of FTS5; 6: pages of 2 KB in a WITHOUT ROWID
 // table, in 8 KiB database pages; 7: segments carry their directory, and
-// their ids are never reused.
-const indexVersion = 7
+// their ids are never reused; 8: and a Bloom filter of their terms.
+const indexVersion = 8
 
 const indexSchema = `
 -- The segments of the index (postings.go): gids [lo, hi], their events'
 -- times [tmin, tmax] in microseconds. state: 0 being written by a merge,
 -- 1 live (what searches read), 2 merged away (its pages being deleted).
--- dir: the keys of its pages (pagecache.go).
+-- terms: how many distinct; dir: the keys of its pages; bloom: a Bloom
+-- filter of its terms (pagecache.go).
 CREATE TABLE segments (
 	id     INTEGER PRIMARY KEY AUTOINCREMENT,
 	level  INTEGER NOT NULL,
@@ -103,8 +104,10 @@ CREATE TABLE segments (
 	tmin   INTEGER NOT NULL,
 	tmax   INTEGER NOT NULL,
 	events INTEGER NOT NULL,
+	terms  INTEGER NOT NULL,
 	state  INTEGER NOT NULL,
-	dir    BLOB NOT NULL
+	dir    BLOB NOT NULL,
+	bloom  BLOB NOT NULL
 );
 -- A segment's pages, keyed by their last entry: its term and minus its gid.
 -- Without a rowid, a probe is one seek, and a page (pageBytes) fits in its
@@ -345,7 +348,7 @@ func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused b
 func (x *indexer) prepare() error {
 	var stmts [3]*sql.Stmt
 	for i, q := range []string{
-		`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO segments (level, lo, hi, tmin, tmax, events, terms, state, dir, bloom) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		`INSERT INTO pages (seg, term, ngid, data) VALUES (?, ?, ?, ?)`,
 		`UPDATE state SET indexed = ? WHERE id = 0`,
 	} {
@@ -674,8 +677,9 @@ func (x *indexer) readLog(ctx context.Context, after, upto int64) ([]indexItem, 
 func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) error {
 	var seg segment
 	var pages []page
+	var bl bloom
 	if len(batch) > 0 {
-		seg, pages = x.build.segment(batch)
+		seg, pages, bl = x.build.segment(batch)
 	}
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -683,7 +687,8 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	}
 	defer tx.Rollback()
 	if pages != nil {
-		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, 1, encodeDir(pageKeys(pages)))
+		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, seg.terms,
+			encodeDir(pageKeys(pages)), bl.encode())
 		if err != nil {
 			return fmt.Errorf("index: add segment: %w", err)
 		}
@@ -705,7 +710,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	}
 	x.walCommitted()
 	if pages != nil {
-		x.pages.setDir(seg.id, pageKeys(pages))
+		x.pages.setDir(seg.id, segDir{pageKeys(pages), bl})
 		x.addSegment(seg)
 	}
 	return nil

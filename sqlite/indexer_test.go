@@ -557,10 +557,11 @@ func TestIndexMerges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	app, other := indexCorpus(0, 400)
-	for len(app) > 0 {
-		// Index transactions of 1-4 events: ~130 segments before merging.
-		n := min(len(app), 1+len(app)%4)
+	app, other := indexCorpus(0, 1100)
+	for i := 0; len(app) > 0; i++ {
+		// Index transactions of 1-4 events: ~350 segments before merging,
+		// more than mergeFanout^2.
+		n := min(len(app), 1+i%4)
 		appendEntries(t, s, "acme", "app", app[:n])
 		app = app[n:]
 		if len(other) > 0 {
@@ -693,7 +694,7 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 	w := newPageWriter()
 	w.add(token(1, tokAction, "document.update"), 1)
 	pages, _ := w.finish()
-	res, err := db.Exec(`INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (5, 1, 1000, 0, 0, 1, 0, x'')`)
+	res, err := db.Exec(`INSERT INTO segments (level, lo, hi, tmin, tmax, events, terms, state, dir, bloom) VALUES (5, 1, 1000, 0, 0, 1, 1, 0, x'', x'')`)
 	if err != nil {
 		t.Fatal(err)
 	}

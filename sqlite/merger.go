@@ -15,8 +15,9 @@ import (
 // Merging the index's segments.
 //
 // Every index transaction writes a segment of level 0, and a search seeks
-// each of its terms into every live segment whose gids it still needs. When
-// a level holds mergeFanout segments, the oldest mergeFanout of them are
+// each of its terms into every live segment whose gids it still needs and
+// whose Bloom filter may hold the term. When a level holds mergeFanout
+// segments, the oldest mergeFanout of them are
 // merged into one segment of the next level, on a goroutine of its own, so
 // that a large merge never holds up indexing (and so appends): the merge
 // reads its sources through the log's readers, writes its pages in
@@ -30,8 +31,11 @@ import (
 // just after (newer than) the segments of the next one. So levels never
 // rise from older to newer segments, and a segment of level L holds
 // about mergeFanout^L index transactions' events: at 10 M events written
-// in transactions of 4,096, four levels.
-const mergeFanout = 8
+// in transactions of 4,096, three levels. Each level an event climbs
+// rewrites it once: 16 rather than 8 made BenchmarkIndexer 15-25 % faster
+// (docs/performance.md); the Bloom filters keep the extra segments from
+// costing searches page reads.
+const mergeFanout = 16
 
 // mergeRetry is how long merging pauses after a failed merge.
 const mergeRetry = 5 * time.Second
@@ -68,8 +72,9 @@ func (b *segBuilder) find(term int64) int32 {
 	}
 }
 
-// segment returns the segment of batch (gid ascending) and its pages.
-func (b *segBuilder) segment(batch []indexItem) (segment, []page) {
+// segment returns the segment of batch (gid ascending), its pages and the
+// Bloom filter of its terms.
+func (b *segBuilder) segment(batch []indexItem) (segment, []page, bloom) {
 	// At most 2 events' worth of distinct terms per slot: ~100 per event.
 	bits := 10
 	for 1<<bits < 128*len(batch) {
@@ -107,15 +112,18 @@ func (b *segBuilder) segment(batch []indexItem) (segment, []page) {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(i, j int32) int { return cmp.Compare(b.keys[i], b.keys[j]) })
+	seg.terms = int64(len(b.keys))
+	bl := newBloom(seg.terms)
 	w := newPageWriter()
 	for _, k := range order {
 		t := b.keys[k]
+		bl.add(t)
 		for i := b.head[k]; i >= 0; i = b.prev[i] {
 			w.add(t, b.gid[i])
 		}
 	}
 	pages, _ := w.finish()
-	return seg, pages
+	return seg, pages, bl
 }
 
 // grow doubles the table (events with more terms than the bound above).
@@ -136,7 +144,7 @@ func (b *segBuilder) grow() {
 // x.segs; it returns the rest, left by a merge that did not finish or whose
 // sources were not all deleted yet, to be deleted.
 func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, state, dir FROM segments ORDER BY lo, id`)
+	rows, err := x.db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, terms, state, dir, bloom FROM segments ORDER BY lo, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read segments: %w", err)
 	}
@@ -144,8 +152,8 @@ func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
 	for rows.Next() {
 		var s segment
 		var state int
-		var dir []byte
-		if err := rows.Scan(&s.id, &s.level, &s.lo, &s.hi, &s.tmin, &s.tmax, &s.events, &state, &dir); err != nil {
+		var dir, bl []byte
+		if err := rows.Scan(&s.id, &s.level, &s.lo, &s.hi, &s.tmin, &s.tmax, &s.events, &s.terms, &state, &dir, &bl); err != nil {
 			return nil, fmt.Errorf("read segments: %w", err)
 		}
 		if state == 1 {
@@ -153,7 +161,11 @@ func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
 			if err != nil {
 				return nil, errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
 			}
-			x.pages.setDir(s.id, keys)
+			terms, err := decodeBloom(bl)
+			if err != nil {
+				return nil, errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+			}
+			x.pages.setDir(s.id, segDir{keys, terms})
 			x.segs = append(x.segs, s)
 		} else {
 			dead = append(dead, s.id)
@@ -223,10 +235,13 @@ func (x *indexer) merge(srcs []segment) {
 
 func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	out := segment{level: srcs[0].level + 1, lo: srcs[0].lo, hi: srcs[len(srcs)-1].hi, tmin: math.MaxInt64, tmax: math.MinInt64}
+	var terms int64 // at least the result's
 	for _, s := range srcs {
 		out.tmin, out.tmax, out.events = min(out.tmin, s.tmin), max(out.tmax, s.tmax), out.events+s.events
+		terms += s.terms
 	}
-	res, err := x.db.ExecContext(ctx, `INSERT INTO segments (level, lo, hi, tmin, tmax, events, state, dir) VALUES (?, ?, ?, ?, ?, ?, 0, x'')`,
+	bl := newBloom(terms)
+	res, err := x.db.ExecContext(ctx, `INSERT INTO segments (level, lo, hi, tmin, tmax, events, terms, state, dir, bloom) VALUES (?, ?, ?, ?, ?, ?, 0, 0, x'', x'')`,
 		out.level, out.lo, out.hi, out.tmin, out.tmax, out.events)
 	if err != nil {
 		return fmt.Errorf("merge: add segment: %w", err)
@@ -265,6 +280,10 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	}
 	for len(h) > 0 {
 		st := h[0]
+		if t := st.runs[0].term; out.terms == 0 || t != w.term {
+			bl.add(t)
+			out.terms++
+		}
 		w.addRun(st.runs[0])
 		st.runs = st.runs[1:]
 		if _, ok, err := st.peek(ctx); err != nil {
@@ -290,7 +309,7 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	for i, s := range srcs {
 		ids[i] = s.id
 	}
-	if err := x.swapSegments(ctx, out, keys, ids); err != nil {
+	if err := x.swapSegments(ctx, out, segDir{keys, bl}, ids); err != nil {
 		return err
 	}
 	return x.dropSegments(ctx, ids)
@@ -298,13 +317,14 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 
 // swapSegments makes out live and its sources merged away, in one
 // transaction, and in x.segs.
-func (x *indexer) swapSegments(ctx context.Context, out segment, keys []pageKey, srcs []int64) error {
+func (x *indexer) swapSegments(ctx context.Context, out segment, dir segDir, srcs []int64) error {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 1, dir = ? WHERE id = ?`, encodeDir(keys), out.id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 1, terms = ?, dir = ?, bloom = ? WHERE id = ?`,
+		out.terms, encodeDir(dir.keys), dir.terms.encode(), out.id); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 2 WHERE id IN (`+placeholders(len(srcs))+`)`, int64sAny(srcs)...); err != nil {
@@ -314,7 +334,7 @@ func (x *indexer) swapSegments(ctx context.Context, out segment, keys []pageKey,
 		return fmt.Errorf("merge: %w", err)
 	}
 	x.walCommitted()
-	x.pages.setDir(out.id, keys)
+	x.pages.setDir(out.id, dir)
 	x.pages.drop(srcs)
 	x.segMu.Lock()
 	defer x.segMu.Unlock()

@@ -11,8 +11,9 @@ import (
 
 // Segments are immutable, so what a search reads of one can be kept in
 // memory without ever going stale: each live segment's directory (the key
-// of every page, 16 bytes a page: ~6 MB at 10 M events) and a bounded
-// cache of pages. A probe is then a binary search and, on a cache hit, no
+// of every page, 16 bytes a page: ~6 MB at 10 M events), a Bloom filter of
+// its terms (10 bits a term: ~15 MB at 10 M events, most of it for the
+// leaf hashes) and a bounded cache of pages. A probe is then a binary search and, on a cache hit, no
 // SQL at all. Before, every probe was a query whose B-tree pages SQLite
 // reads again after any write (a reader's page cache is emptied whenever
 // another connection has written, and every search writes its read
@@ -67,11 +68,69 @@ func pageKeys(pages []page) []pageKey {
 // pageCacheBytes bounds the pages kept in memory.
 const pageCacheBytes = 64 << 20
 
+// A segDir is what searches keep of a live segment.
+type segDir struct {
+	keys  []pageKey
+	terms bloom
+}
+
+// A bloom is a Bloom filter of a segment's terms: 10 bits and 7 probes a
+// term, about 1 % false positives. A probe of a segment that lacks the term
+// (a trail's target in most segments) then costs no page read.
+type bloom []uint64
+
+func newBloom(terms int64) bloom { return make(bloom, max(1, (terms*10+63)/64)) }
+
+func bloomHashes(t int64) (uint64, uint64) {
+	x := uint64(t)
+	return x * 0x9e3779b97f4a7c15, (x^x>>31)*0xbf58476d1ce4e5b9 | 1
+}
+
+func (b bloom) add(t int64) {
+	h1, h2 := bloomHashes(t)
+	m := uint64(len(b)) * 64
+	for i := range uint64(7) {
+		bit := (h1 + i*h2) % m
+		b[bit/64] |= 1 << (bit % 64)
+	}
+}
+
+func (b bloom) has(t int64) bool {
+	h1, h2 := bloomHashes(t)
+	m := uint64(len(b)) * 64
+	for i := range uint64(7) {
+		bit := (h1 + i*h2) % m
+		if b[bit/64]&(1<<(bit%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (b bloom) encode() []byte {
+	out := make([]byte, 0, 8*len(b))
+	for _, w := range b {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	return out
+}
+
+func decodeBloom(data []byte) (bloom, error) {
+	if len(data) == 0 || len(data)%8 != 0 {
+		return nil, errors.New("malformed Bloom filter")
+	}
+	b := make(bloom, len(data)/8)
+	for i := range b {
+		b[i] = binary.LittleEndian.Uint64(data[8*i:])
+	}
+	return b, nil
+}
+
 // segPages holds the directories of the live segments and the pages read
 // most recently; safe for concurrent use.
 type segPages struct {
 	mu    sync.Mutex
-	dirs  map[int64][]pageKey
+	dirs  map[int64]segDir
 	lru   list.List // of *cachedPage, most recent first
 	pages map[pageRef]*list.Element
 	bytes int
@@ -89,12 +148,12 @@ type cachedPage struct {
 }
 
 func newSegPages() *segPages {
-	return &segPages{dirs: map[int64][]pageKey{}, pages: map[pageRef]*list.Element{}, max: pageCacheBytes}
+	return &segPages{dirs: map[int64]segDir{}, pages: map[pageRef]*list.Element{}, max: pageCacheBytes}
 }
 
-func (p *segPages) setDir(seg int64, keys []pageKey) {
+func (p *segPages) setDir(seg int64, d segDir) {
 	p.mu.Lock()
-	p.dirs[seg] = keys
+	p.dirs[seg] = d
 	p.mu.Unlock()
 }
 
@@ -108,9 +167,9 @@ func (p *segPages) drop(segs []int64) {
 	p.mu.Unlock()
 }
 
-func (p *segPages) dir(seg int64) ([]pageKey, bool) {
+func (p *segPages) dir(seg int64) (segDir, bool) {
 	if p == nil {
-		return nil, false
+		return segDir{}, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

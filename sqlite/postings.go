@@ -226,6 +226,7 @@ func appendRuns(out []run, gids []int64, data []byte) ([]run, []int64, error) {
 // their event times (microseconds) and its level in the merge tiers.
 type segment struct {
 	id, level, lo, hi, tmin, tmax, events int64
+	terms                                 int64 // distinct terms
 }
 
 // A cursor walks a posting list, or a combination of them, newest first.
@@ -261,6 +262,12 @@ func (c *termCursor) next(upTo int64) (int64, error) {
 		if s.lo > upTo || (c.tmax > c.tmin && (s.tmax < c.tmin || s.tmin >= c.tmax)) {
 			c.i, c.probed = c.i+1, false
 			continue
+		}
+		if !c.probed {
+			if d, ok := c.pages.dir(s.id); ok && !d.terms.has(c.term) {
+				c.i++ // the segment lacks the term
+				continue
+			}
 		}
 		if c.probed {
 			for c.pos < len(c.gids) {
@@ -312,7 +319,8 @@ func (c *termCursor) load(s segment, upTo int64) error {
 func (c *termCursor) page(s segment, key pageKey) ([]byte, error) {
 	ctx := context.WithoutCancel(c.ctx)
 	var data []byte
-	if dir, ok := c.pages.dir(s.id); ok {
+	if d, ok := c.pages.dir(s.id); ok {
+		dir := d.keys
 		i, _ := slices.BinarySearchFunc(dir, key, pageKey.compare)
 		if i == len(dir) {
 			return nil, nil

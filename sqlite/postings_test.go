@@ -128,9 +128,21 @@ func TestSegmentBuilder(t *testing.T) {
 			}
 		}
 		slices.SortFunc(want, func(a, b entry) int { return cmp.Or(cmp.Compare(a.term, b.term), cmp.Compare(b.gid, a.gid)) })
-		seg, pages := b.segment(batch)
+		seg, pages, bl := b.segment(batch)
 		if got := decodeAll(t, pages); !slices.Equal(got, want) {
 			t.Fatalf("batch of %d: %d entries, want %d", n, len(got), len(want))
+		}
+		distinct := 0
+		for i, e := range want {
+			if i == 0 || e.term != want[i-1].term {
+				distinct++
+			}
+			if !bl.has(e.term) {
+				t.Fatalf("batch of %d: the Bloom filter lacks term %d", n, e.term)
+			}
+		}
+		if seg.terms != int64(distinct) {
+			t.Fatalf("batch of %d: %d terms counted, %d distinct", n, seg.terms, distinct)
 		}
 		if seg.lo != 100 || seg.hi != int64(99+n) || seg.events != int64(n) || seg.tmin != 1e15 || seg.tmax != 1e15+int64(n-1)*1e6 {
 			t.Fatalf("batch of %d: segment %+v", n, seg)
@@ -240,4 +252,40 @@ func FuzzPages(f *testing.F) {
 			t.Fatalf("findRun(%d) = %v %v, full decode %v %v", term, got, ok, want, found)
 		}
 	})
+}
+
+// TestBloom: no false negatives, about 1 % false positives at 10 bits a
+// term, and the encoding round-trips.
+func TestBloom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const n = 20000
+	b := newBloom(n)
+	in := map[int64]bool{}
+	for range n {
+		v := int64(r.Uint64())
+		in[v] = true
+		b.add(v)
+	}
+	for v := range in {
+		if !b.has(v) {
+			t.Fatalf("term %d added, not found", v)
+		}
+	}
+	fp := 0
+	for range 100000 {
+		if v := int64(r.Uint64()); !in[v] && b.has(v) {
+			fp++
+		}
+	}
+	if fp > 2000 {
+		t.Errorf("%d false positives in 100,000", fp)
+	}
+	got, err := decodeBloom(b.encode())
+	if err != nil || !slices.Equal(got, b) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := decodeBloom([]byte{1, 2, 3}); err == nil {
+		t.Error("a 3-byte filter decoded")
+	}
+	t.Logf("%d false positives in 100,000", fp)
 }
