@@ -31,11 +31,13 @@ import (
 // just after (newer than) the segments of the next one. So levels never
 // rise from older to newer segments, and a segment of level L holds
 // about mergeFanout^L index transactions' events: at 10 M events written
-// in transactions of 4,096, three levels. Each level an event climbs
-// rewrites it once: 16 rather than 8 made BenchmarkIndexer 15-25 % faster
-// (docs/performance.md); the Bloom filters keep the extra segments from
-// costing searches page reads.
-const mergeFanout = 16
+// in transactions of 4,096, four levels. Each level an event climbs
+// rewrites it once, so 16 rather than 8 made BenchmarkIndexer 15-25 %
+// faster; but bulk ingest, three interleaved pairs, was slower with 16
+// (32,900-37,900 against 35,600-41,300 events/s): a merge of 16 large
+// segments holds a core for seconds, while the committer waits for one
+// (docs/performance.md).
+const mergeFanout = 8
 
 // mergeRetry is how long merging pauses after a failed merge.
 const mergeRetry = 5 * time.Second
