@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"unicode"
@@ -108,8 +106,8 @@ func words(e *cairn.Event) any {
 	}
 	for _, c := range e.Changes {
 		add(c.Field)
-		add(scalarText(c.Old))
-		add(scalarText(c.New))
+		add(cairn.ValueText(c.Old))
+		add(cairn.ValueText(c.New))
 	}
 	if ascii {
 		// Lowered here, appendWords slices the words out of the one
@@ -134,19 +132,6 @@ func words(e *cairn.Event) any {
 	return v
 }
 
-func scalarText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case bool, float64, int64, int:
-		return fmt.Sprint(v)
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
-}
 
 // textQuery returns the tsquery (text form) that ANDs the words of text,
 // or "" when nothing can match (text without words, or with a word too

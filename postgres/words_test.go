@@ -71,7 +71,7 @@ func TestWords(t *testing.T) {
 			parts = append(parts, e.Group.Name)
 		}
 		for _, c := range e.Changes {
-			parts = append(parts, c.Field, scalarText(c.Old), scalarText(c.New))
+			parts = append(parts, c.Field, cairn.ValueText(c.Old), cairn.ValueText(c.New))
 		}
 		want := ref(parts...)
 		var got []string

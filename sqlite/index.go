@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -230,8 +228,8 @@ func eventTerms(out []int64, orgID, ctxID int64, e *cairn.Event, leafHash [32]by
 	}
 	for _, c := range e.Changes {
 		text(c.Field)
-		text(scalarText(c.Old))
-		text(scalarText(c.New))
+		text(cairn.ValueText(c.Old))
+		text(cairn.ValueText(c.New))
 	}
 	return out
 }
@@ -340,19 +338,6 @@ func groupTokens(orgID int64, ids, prefixes []string) []int64 {
 	return out
 }
 
-func scalarText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case bool, float64, int64, int:
-		return fmt.Sprint(v)
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
-}
 
 // wordTerms calls add with the term of each word of s in org orgID. A word
 // is a run of letters, digits and combining marks; it is folded to lower

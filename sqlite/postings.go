@@ -179,26 +179,35 @@ type run struct {
 
 var errBadPage = errors.New("malformed page")
 
+// runHeader decodes the header of a page's next run: its term (prev is
+// the previous run's), how many gids, and what follows.
+func runHeader(data []byte, first bool, prev int64) (term int64, count uint64, rest []byte, err error) {
+	d, n := binary.Uvarint(data)
+	if n <= 0 {
+		return 0, 0, nil, errBadPage
+	}
+	data = data[n:]
+	term = int64(d)
+	if !first {
+		term = prev + int64(d)
+	}
+	count, n = binary.Uvarint(data)
+	if n <= 0 || count == 0 || count > uint64(len(data)) {
+		return 0, 0, nil, errBadPage
+	}
+	return term, count, data[n:], nil
+}
+
 // appendRuns decodes a page's runs onto out, their gids onto gids (the
 // runs' gids share its array).
 func appendRuns(out []run, gids []int64, data []byte) ([]run, []int64, error) {
 	var term int64
 	for first := true; len(data) > 0; first = false {
-		d, n := binary.Uvarint(data)
-		if n <= 0 {
-			return out, gids, errBadPage
+		var count uint64
+		var err error
+		if term, count, data, err = runHeader(data, first, term); err != nil {
+			return out, gids, err
 		}
-		data = data[n:]
-		if first {
-			term = int64(d)
-		} else {
-			term += int64(d)
-		}
-		count, n := binary.Uvarint(data)
-		if n <= 0 || count == 0 || count > uint64(len(data)) {
-			return out, gids, errBadPage
-		}
-		data = data[n:]
 		start := len(gids)
 		v, n := binary.Uvarint(data)
 		if n <= 0 {
@@ -350,21 +359,11 @@ func (c *termCursor) page(s segment, key pageKey) ([]byte, error) {
 func findRun(data []byte, term int64) (run, bool, error) {
 	var t int64
 	for first := true; len(data) > 0; first = false {
-		d, n := binary.Uvarint(data)
-		if n <= 0 {
-			return run{}, false, errBadPage
+		var count uint64
+		var err error
+		if t, count, data, err = runHeader(data, first, t); err != nil {
+			return run{}, false, err
 		}
-		data = data[n:]
-		if first {
-			t = int64(d)
-		} else {
-			t += int64(d)
-		}
-		count, n := binary.Uvarint(data)
-		if n <= 0 || count == 0 || count > uint64(len(data)) {
-			return run{}, false, errBadPage
-		}
-		data = data[n:]
 		if t > term {
 			return run{}, false, nil
 		}
