@@ -132,7 +132,6 @@ func words(e *cairn.Event) any {
 	return v
 }
 
-
 // textQuery returns the tsquery (text form) that ANDs the words of text,
 // or "" when nothing can match (text without words, or with a word too
 // long to be indexed). Each word is quoted, so the query has no operators

@@ -338,7 +338,6 @@ func groupTokens(orgID int64, ids, prefixes []string) []int64 {
 	return out
 }
 
-
 // wordTerms calls add with the term of each word of s in org orgID. A word
 // is a run of letters, digits and combining marks; it is folded to lower
 // case without diacritics (NFD, marks removed), so "Élan" finds "elan".
