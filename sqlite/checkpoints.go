@@ -49,7 +49,7 @@ func (s *Store) Checkpoints(ctx context.Context, org, context string, from, to i
 	return out, nil
 }
 
-// LeafIndex implements cairn.LogReader. The search index holds a token of
+// LeafIndex implements cairn.LogReader. The search index holds a term of
 // every leaf hash (index.go), which finds the candidate rows; the stored
 // level-0 hash decides. Events not indexed yet (indexer.go) are walked.
 func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byte, size int64) (int64, error) {

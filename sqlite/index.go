@@ -85,7 +85,7 @@ func token(orgID int64, field byte, value string) int64 {
 	return int64(h)
 }
 
-// prefixBoundary reports whether an action prefix ends where a key token
+// prefixBoundary reports whether an action prefix ends where a term
 // exists for it: right after a separator.
 func prefixBoundary(p string) bool {
 	return p != "" && strings.ContainsRune(".:/", rune(p[len(p)-1]))

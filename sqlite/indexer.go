@@ -81,7 +81,7 @@ const (
 )
 
 // indexSchema is the index database's schema. Its version changes with
-// anything that changes what is indexed (index.go's tokens): an index of
+// anything that changes what is indexed (index.go's terms): an index of
 // another version is rebuilt. 1: SHA-256 key tokens; 2: FNV-1a; 3: time
 // buckets down to a hundredth of a second; 4: base-36 tokens, 50 bits for
 // key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own

@@ -380,8 +380,8 @@ func (s *Store) indexCursor(ctx context.Context, tx *sql.Tx, q termQuery) (curso
 // unknown context, a text query without words).
 //
 // Every filter is a condition on the event's columns, so the table walk and
-// the tail need nothing else; the index's tokens only find candidates
-// faster (hash tokens can collide). Free text is the exception: it has no
+// the tail need nothing else; the index's terms only find candidates
+// faster (hashed terms can collide). Free text is the exception: it has no
 // column, and only the index decides it. Nothing is sorted: every query
 // walks gids newest first.
 func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn.Filter) (*searchPlan, error) {
@@ -440,7 +440,7 @@ func (s *Store) searchPlan(ctx context.Context, orgID int64, org string, f cairn
 		}
 		add(c.col+" = ?", c.val)
 		if (c.field == tokTargetType || c.field == tokTargetID) && f.TargetType != "" && f.TargetID != "" {
-			continue // the target token below implies both
+			continue // the target term below implies both
 		}
 		key(c.field, c.val)
 	}
@@ -542,8 +542,8 @@ func groupClause(ids, prefixes []string) (string, []any) {
 }
 
 // scopeClause is the SQL condition that at least one of scopes admits an
-// event, and, when that can be said with index tokens (one scope), the
-// tokens of which the event must carry one. An empty clause means nothing
+// event, and, when that can be said with index terms (one scope), the
+// terms of which the event must carry one. An empty clause means nothing
 // is admitted.
 func (s *Store) scopeClause(ctx context.Context, orgID int64, org string, scopes []cairn.ReadScope) (string, []any, []int64, error) {
 	var ors []string
