@@ -82,7 +82,7 @@ func token(orgID int64, field byte, value string) int64 {
 	for i := 0; i < len(value); i++ {
 		h = (h ^ uint64(value[i])) * fnvPrime
 	}
-	return int64(h)
+	return keyTerm(h)
 }
 
 // prefixBoundary reports whether an action prefix ends where a term
@@ -137,14 +137,21 @@ func timeToken(orgID int64, t time.Time, digits int) int64 {
 	for _, c := range stamp[:digits] {
 		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return int64(h)
+	return keyTerm(h)
 }
 
+// keyTerm is a term of a hash: its top bit clear, so that terms and
+// leaf-hash terms (leafHashToken) never meet.
+func keyTerm(h uint64) int64 { return int64(h &^ (1 << 63)) }
+
 // leafHashToken finds a leaf by its hash (proofs by leaf_hash). A leaf
-// hash is already uniform, so its first 64 bits serve as the term; the
-// query compares the whole stored hash.
+// hash is already uniform, so its first 64 bits, with the top bit set,
+// serve as the term; the query compares the whole stored hash. The term is
+// negative, and no other is: Bloom filters leave these out (one per event,
+// they were most of the filters' memory, and proofs by leaf hash are rare
+// enough to probe every segment).
 func leafHashToken(h [32]byte) int64 {
-	return int64(binary.BigEndian.Uint64(h[:8]))
+	return int64(binary.BigEndian.Uint64(h[:8]) | 1<<63)
 }
 
 // timeBuckets are the bucket terms of an event time, coarsest first.
@@ -156,7 +163,7 @@ func timeBuckets(orgID int64, t time.Time) [len(timeDigits)]int64 {
 	for i, c := range stamp {
 		h = (h ^ uint64(c)) * fnvPrime
 		if i+1 == timeDigits[k] {
-			out[k] = int64(h)
+			out[k] = keyTerm(h)
 			if k++; k == len(out) {
 				break
 			}
@@ -379,7 +386,7 @@ func wordTerm(orgID int64, w string, ascii bool) int64 {
 			}
 			h = (h ^ uint64(c)) * fnvPrime
 		}
-		return int64(h)
+		return keyTerm(h)
 	}
 	var b []byte
 	for _, r := range norm.NFD.String(w) {
@@ -390,7 +397,7 @@ func wordTerm(orgID int64, w string, ascii bool) int64 {
 	for _, c := range b {
 		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return int64(h)
+	return keyTerm(h)
 }
 
 // textTerms are the terms of the words of a free-text query, which must

@@ -87,15 +87,17 @@ const (
 // key and leaf-hash tokens; 5: posting lists of 64-bit terms of our own
 // (postings.go) instead of FTS5; 6: pages of 2 KB in a WITHOUT ROWID
 // table, in 8 KiB database pages; 7: segments carry their directory, and
-// their ids are never reused; 8: and a Bloom filter of their terms.
-const indexVersion = 8
+// their ids are never reused; 8: and a Bloom filter of their terms; 9:
+// leaf-hash terms are negative, all others not, and the filters leave them
+// out.
+const indexVersion = 9
 
 const indexSchema = `
 -- The segments of the index (postings.go): gids [lo, hi], their events'
 -- times [tmin, tmax] in microseconds. state: 0 being written by a merge,
 -- 1 live (what searches read), 2 merged away (its pages being deleted).
--- terms: how many distinct; dir: the keys of its pages; bloom: a Bloom
--- filter of its terms (pagecache.go).
+-- terms: how many distinct in bloom, a Bloom filter of its terms except the
+-- leaf hashes'; dir: the keys of its pages (pagecache.go).
 CREATE TABLE segments (
 	id     INTEGER PRIMARY KEY AUTOINCREMENT,
 	level  INTEGER NOT NULL,

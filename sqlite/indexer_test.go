@@ -558,11 +558,12 @@ func TestIndexMerges(t *testing.T) {
 		}
 	}
 	app, other := indexCorpus(0, 1100)
+	var committed []cairn.Committed
 	for i := 0; len(app) > 0; i++ {
 		// Index transactions of 1-4 events: ~350 segments before merging,
 		// more than mergeFanout^2.
 		n := min(len(app), 1+i%4)
-		appendEntries(t, s, "acme", "app", app[:n])
+		committed = append(committed, appendEntries(t, s, "acme", "app", app[:n])...)
 		app = app[n:]
 		if len(other) > 0 {
 			appendEntries(t, s, "acme", "other", other[:1])
@@ -604,6 +605,16 @@ func TestIndexMerges(t *testing.T) {
 	}
 	if got := len(searchAll(t, s, cairn.Filter{ActionPrefix: "document."})); got == 0 {
 		t.Fatal("the corpus has no document events")
+	}
+	// Leaves are found by their hash in merged segments (their terms are
+	// in no Bloom filter).
+	for _, c := range []cairn.Committed{committed[0], committed[len(committed)/2], committed[len(committed)-1]} {
+		if seq, err := s.LeafIndex(ctx, "acme", "app", c.LeafHash, c.Seq+1); err != nil || seq != c.Seq {
+			t.Errorf("LeafIndex of leaf %d: %d, %v", c.Seq, seq, err)
+		}
+	}
+	if _, err := s.LeafIndex(ctx, "acme", "app", [32]byte{1}, int64(len(committed))); cairn.ErrorCode(err) != cairn.ENotFound {
+		t.Errorf("LeafIndex of an unknown hash: %v", err)
 	}
 	// Without the segments' directories in memory (a segment a search
 	// sees before its directory is published), probes go through SQL.

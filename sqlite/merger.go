@@ -114,12 +114,18 @@ func (b *segBuilder) segment(batch []indexItem) (segment, []page, bloom) {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(i, j int32) int { return cmp.Compare(b.keys[i], b.keys[j]) })
-	seg.terms = int64(len(b.keys))
+	for _, t := range b.keys {
+		if t >= 0 {
+			seg.terms++
+		}
+	}
 	bl := newBloom(seg.terms)
 	w := newPageWriter()
 	for _, k := range order {
 		t := b.keys[k]
-		bl.add(t)
+		if t >= 0 {
+			bl.add(t)
+		}
 		for i := b.head[k]; i >= 0; i = b.prev[i] {
 			w.add(t, b.gid[i])
 		}
@@ -282,7 +288,7 @@ func (x *indexer) runMerge(ctx context.Context, srcs []segment) (err error) {
 	}
 	for len(h) > 0 {
 		st := h[0]
-		if t := st.runs[0].term; out.terms == 0 || t != w.term {
+		if t := st.runs[0].term; t >= 0 && (out.terms == 0 || t != w.term) {
 			bl.add(t)
 			out.terms++
 		}

@@ -235,7 +235,7 @@ func appendRuns(out []run, gids []int64, data []byte) ([]run, []int64, error) {
 // their event times (microseconds) and its level in the merge tiers.
 type segment struct {
 	id, level, lo, hi, tmin, tmax, events int64
-	terms                                 int64 // distinct terms
+	terms                                 int64 // distinct terms in its Bloom filter
 }
 
 // A cursor walks a posting list, or a combination of them, newest first.
@@ -272,7 +272,7 @@ func (c *termCursor) next(upTo int64) (int64, error) {
 			c.i, c.probed = c.i+1, false
 			continue
 		}
-		if !c.probed {
+		if !c.probed && c.term >= 0 { // leaf-hash terms are in no filter
 			if d, ok := c.pages.dir(s.id); ok && !d.terms.has(c.term) {
 				c.i++ // the segment lacks the term
 				continue
