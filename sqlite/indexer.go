@@ -262,7 +262,38 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	if w > maxGID {
 		return nil, 0, errStaleIndex{fmt.Sprintf("it holds events up to %d, the log only up to %d (restored from a backup?)", w, maxGID)}
 	}
+	if err := checkSegments(ctx, db); err != nil {
+		return nil, 0, err
+	}
 	return db, w, nil
+}
+
+// checkSegments reports a live segment whose directory or Bloom filter
+// does not decode as a stale index, so that it is rebuilt rather than
+// keeping the server from starting.
+func checkSegments(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT id, dir, bloom FROM segments WHERE state = 1`)
+	if err != nil {
+		return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var dir, bl []byte
+		if err := rows.Scan(&id, &dir, &bl); err != nil {
+			return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
+		}
+		if _, err := decodeDir(dir); err != nil {
+			return errStaleIndex{fmt.Sprintf("segment %d: %v", id, err)}
+		}
+		if _, err := decodeBloom(bl); err != nil {
+			return errStaleIndex{fmt.Sprintf("segment %d: %v", id, err)}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
+	}
+	return nil
 }
 
 // attachIndex is a connector whose connections see the index database as

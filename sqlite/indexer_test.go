@@ -693,7 +693,10 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 	app, _ := indexCorpus(0, 50)
 	appendEntries(t, s, "acme", "app", app)
 	waitIndexed(t, s)
-	want := searchAll(t, s, cairn.Filter{Action: "document.update"})
+	want := searchAll(t, s, cairn.Filter{Context: "app"})
+	if len(want) != len(app) {
+		t.Fatalf("%d events found, %d written", len(want), len(app))
+	}
 	s.Close()
 
 	// A merge's output, half written: a segment row in state 0 and a
@@ -703,7 +706,7 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newPageWriter()
-	w.add(token(1, tokAction, "document.update"), 1)
+	w.add(token(1, tokContext, "2"), 1)
 	pages, _ := w.finish()
 	res, err := db.Exec(`INSERT INTO segments (level, lo, hi, tmin, tmax, events, terms, state, dir, bloom) VALUES (5, 1, 1000, 0, 0, 1, 1, 0, x'', x'')`)
 	if err != nil {
@@ -717,7 +720,7 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 
 	s = openIndexed(t, path)
 	defer s.Close()
-	if got := searchAll(t, s, cairn.Filter{Action: "document.update"}); !slices.Equal(got, want) {
+	if got := searchAll(t, s, cairn.Filter{Context: "app"}); !slices.Equal(got, want) {
 		t.Fatalf("%d events found with an unfinished merge's segment in the file, %d before", len(got), len(want))
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -733,5 +736,44 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 			t.Fatal("the unfinished merge's segment is still there")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDamagedSegmentRebuilt: a live segment whose directory does not
+// decode makes the index stale: it is rebuilt from the log at start, and
+// the server starts.
+func TestDamagedSegmentRebuilt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	s := openIndexed(t, path)
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := indexCorpus(0, 50)
+	appendEntries(t, s, "acme", "app", app)
+	waitIndexed(t, s)
+	want := searchAll(t, s, cairn.Filter{Context: "app"})
+	if len(want) != len(app) {
+		t.Fatalf("%d events found, %d written", len(want), len(app))
+	}
+	s.Close()
+
+	db, err := sql.Open("sqlite", "file:"+indexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE segments SET dir = x'0102' WHERE state = 1`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openIndexed(t, path)
+	defer s.Close()
+	waitIndexed(t, s)
+	if got := searchAll(t, s, cairn.Filter{Context: "app"}); !slices.Equal(got, want) {
+		t.Fatalf("%d events found after the rebuild, %d before", len(got), len(want))
 	}
 }

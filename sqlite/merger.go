@@ -165,13 +165,13 @@ func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
 			return nil, fmt.Errorf("read segments: %w", err)
 		}
 		if state == 1 {
-			keys, err := decodeDir(dir)
+			keys, err := decodeDir(dir) // checked at open (checkSegments)
 			if err != nil {
-				return nil, errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+				return nil, fmt.Errorf("segment %d: %w", s.id, err)
 			}
 			terms, err := decodeBloom(bl)
 			if err != nil {
-				return nil, errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+				return nil, fmt.Errorf("segment %d: %w", s.id, err)
 			}
 			x.pages.setDir(s.id, segDir{keys, terms})
 			x.segs = append(x.segs, s)
