@@ -22,7 +22,9 @@ import (
 // "acme/finance" for "acme/finance/emea"), the bucket of event_time at each
 // of ten granularities from the year to the hundredth of a second, each
 // word of its free text, and the leaf hash. A term is FNV-1a over (org id,
-// field letter, value), so terms of different orgs and fields do not meet.
+// field letter, value) with its top bit cleared, so terms of different
+// orgs and fields do not meet; a leaf hash's term is the hash's first 64
+// bits with the top bit set (leafHashToken).
 //
 // Why: a B-tree index on a high-cardinality column (actors, targets) puts
 // each new event on a random page, and SQLite writes every page a
@@ -37,7 +39,7 @@ import (
 // Terms are only a fast path: the query re-checks every filter against the
 // event's columns, so a hash collision can cost time but never a wrong row.
 // Free text has no column: a word matches another word of the same org
-// whose hash collides, a chance of about n/2^64 for n distinct words.
+// whose hash collides, a chance of about n/2^63 for n distinct words.
 
 // Field letters of terms. Never change one: stored terms use them.
 const (
@@ -56,7 +58,6 @@ const (
 	tokGroupPrefix  = 'f' // each '/'-bounded path prefix of the group id
 	tokNotBuiltin   = 'b' // value "1" on every event outside the built-in context
 	tokTime         = 'v' // a bucket of event_time (timeToken)
-	tokLeafHash     = 'l' // the first 64 bits of the RFC 6962 leaf hash (leafHashToken)
 	tokText         = 'z' // a word of free text (wordTerms)
 )
 
