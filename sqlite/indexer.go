@@ -711,8 +711,10 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	var seg segment
 	var pages []page
 	var bl bloom
+	var keys []pageKey
 	if len(batch) > 0 {
 		seg, pages, bl = x.build.segment(batch)
+		keys = pageKeys(pages)
 	}
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -721,7 +723,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	defer tx.Rollback()
 	if pages != nil {
 		res, err := tx.StmtContext(ctx, x.insSeg).ExecContext(ctx, seg.level, seg.lo, seg.hi, seg.tmin, seg.tmax, seg.events, seg.terms,
-			encodeDir(pageKeys(pages)), bl.encode())
+			encodeDir(keys), bl.encode())
 		if err != nil {
 			return fmt.Errorf("index: add segment: %w", err)
 		}
@@ -743,7 +745,7 @@ func (x *indexer) write(ctx context.Context, batch []indexItem, upto int64) erro
 	}
 	x.walCommitted()
 	if pages != nil {
-		x.pages.setDir(seg.id, segDir{pageKeys(pages), bl})
+		x.pages.setDir(seg.id, segDir{keys, bl})
 		x.addSegment(seg)
 	}
 	return nil

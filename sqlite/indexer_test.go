@@ -677,12 +677,13 @@ func walkAll(t *testing.T, s *Store, f cairn.Filter) []string {
 	}
 }
 
-// TestUnfinishedMergeCleared: a segment a merge was still writing when the
-// server stopped (state 0), with its pages, is deleted at the next start,
-// and searches never see it.
-func TestUnfinishedMergeCleared(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cairn.db")
+// indexFifty writes 50 events to acme/app in a new store at path, waits
+// until they are indexed, closes the store and returns their ids as a
+// search of the context finds them.
+func indexFifty(t *testing.T, path string) []string {
+	t.Helper()
 	s := openIndexed(t, path)
+	defer s.Close()
 	ctx := t.Context()
 	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
 		t.Fatal(err)
@@ -693,11 +694,20 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 	app, _ := indexCorpus(0, 50)
 	appendEntries(t, s, "acme", "app", app)
 	waitIndexed(t, s)
-	want := searchAll(t, s, cairn.Filter{Context: "app"})
-	if len(want) != len(app) {
-		t.Fatalf("%d events found, %d written", len(want), len(app))
+	ids := searchAll(t, s, cairn.Filter{Context: "app"})
+	if len(ids) != len(app) {
+		t.Fatalf("%d events found, %d written", len(ids), len(app))
 	}
-	s.Close()
+	return ids
+}
+
+// TestUnfinishedMergeCleared: a segment a merge was still writing when the
+// server stopped (state 0), with its pages, is deleted at the next start,
+// and searches never see it.
+func TestUnfinishedMergeCleared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	want := indexFifty(t, path)
+	ctx := t.Context()
 
 	// A merge's output, half written: a segment row in state 0 and a
 	// page claiming the same events.
@@ -718,7 +728,7 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 	}
 	db.Close()
 
-	s = openIndexed(t, path)
+	s := openIndexed(t, path)
 	defer s.Close()
 	if got := searchAll(t, s, cairn.Filter{Context: "app"}); !slices.Equal(got, want) {
 		t.Fatalf("%d events found with an unfinished merge's segment in the file, %d before", len(got), len(want))
@@ -744,22 +754,7 @@ func TestUnfinishedMergeCleared(t *testing.T) {
 // the server starts.
 func TestDamagedSegmentRebuilt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cairn.db")
-	s := openIndexed(t, path)
-	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	app, _ := indexCorpus(0, 50)
-	appendEntries(t, s, "acme", "app", app)
-	waitIndexed(t, s)
-	want := searchAll(t, s, cairn.Filter{Context: "app"})
-	if len(want) != len(app) {
-		t.Fatalf("%d events found, %d written", len(want), len(app))
-	}
-	s.Close()
+	want := indexFifty(t, path)
 
 	db, err := sql.Open("sqlite", "file:"+indexPath(path))
 	if err != nil {
@@ -770,7 +765,7 @@ func TestDamagedSegmentRebuilt(t *testing.T) {
 	}
 	db.Close()
 
-	s = openIndexed(t, path)
+	s := openIndexed(t, path)
 	defer s.Close()
 	waitIndexed(t, s)
 	if got := searchAll(t, s, cairn.Filter{Context: "app"}); !slices.Equal(got, want) {

@@ -46,7 +46,7 @@ const mergeRetry = 5 * time.Second
 // list linked backwards through flat slices, so that gathering allocates
 // nothing per term, and the list comes out newest first. Terms are found
 // in an open-addressing table of their own: they are hashes already, and
-// Go's map was a fifth of the indexer's time.
+// Go's map was 18 % of the indexer's time in a bulk-ingest profile.
 type segBuilder struct {
 	slots []int32 // table: 1 + an entry index, 0 when free
 	bits  int     // len(slots) = 1 << bits

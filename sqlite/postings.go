@@ -263,6 +263,8 @@ type termCursor struct {
 	more       bool // gids ended with their page: the term may go on
 	probed     bool // gids and more are the current segment's
 	probes     int
+	dir        segDir // the current segment's, when hasDir
+	hasDir     bool
 }
 
 func (c *termCursor) next(upTo int64) (int64, error) {
@@ -272,8 +274,10 @@ func (c *termCursor) next(upTo int64) (int64, error) {
 			c.i, c.probed = c.i+1, false
 			continue
 		}
-		if !c.probed && c.term >= 0 { // leaf-hash terms are in no filter
-			if d, ok := c.pages.dir(s.id); ok && !d.terms.has(c.term) {
+		if !c.probed {
+			c.dir, c.hasDir = c.pages.dir(s.id)
+			// Leaf-hash terms are in no filter.
+			if c.hasDir && c.term >= 0 && !c.dir.terms.has(c.term) {
 				c.i++ // the segment lacks the term
 				continue
 			}
@@ -328,8 +332,8 @@ func (c *termCursor) load(s segment, upTo int64) error {
 func (c *termCursor) page(s segment, key pageKey) ([]byte, error) {
 	ctx := context.WithoutCancel(c.ctx)
 	var data []byte
-	if d, ok := c.pages.dir(s.id); ok {
-		dir := d.keys
+	if c.hasDir {
+		dir := c.dir.keys
 		i, _ := slices.BinarySearchFunc(dir, key, pageKey.compare)
 		if i == len(dir) {
 			return nil, nil
