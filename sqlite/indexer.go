@@ -186,23 +186,31 @@ type indexer struct {
 	pages       *segPages // what searches keep of the segments (pagecache.go)
 }
 
+// An openedIndex is what openIndex read of an index database.
+type openedIndex struct {
+	indexed int64     // the watermark
+	segs    []segment // the live segments, lo ascending
+	pages   *segPages // their directories and Bloom filters
+	dead    []int64   // segments to delete: a merge's unfinished output or merged-away sources
+}
+
 // openIndex opens (creating or rebuilding if needed) the index database of
 // the log whose identity is logID and whose highest gid is maxGID, and
-// returns it with its watermark.
-func openIndex(ctx context.Context, path string, logID []byte, maxGID int64, logger *slog.Logger) (*sql.DB, int64, error) {
+// returns it with what it holds.
+func openIndex(ctx context.Context, path string, logID []byte, maxGID int64, logger *slog.Logger) (*sql.DB, openedIndex, error) {
 	for attempt := 0; ; attempt++ {
-		db, w, err := tryOpenIndex(ctx, path, logID, maxGID)
+		db, ix, err := tryOpenIndex(ctx, path, logID, maxGID)
 		if err == nil {
-			return db, w, nil
+			return db, ix, nil
 		}
 		var stale errStaleIndex
 		if !errors.As(err, &stale) || attempt > 0 {
-			return nil, 0, fmt.Errorf("search index %s: %w", path, err)
+			return nil, openedIndex{}, fmt.Errorf("search index %s: %w", path, err)
 		}
 		logger.Warn("rebuilding the search index from the log", "path", path, "reason", stale.reason)
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, 0, fmt.Errorf("remove stale search index: %w", err)
+				return nil, openedIndex{}, fmt.Errorf("remove stale search index: %w", err)
 			}
 		}
 	}
@@ -212,9 +220,9 @@ type errStaleIndex struct{ reason string }
 
 func (e errStaleIndex) Error() string { return "stale search index: " + e.reason }
 
-func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) (_ *sql.DB, _ int64, err error) {
+func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) (_ *sql.DB, ix openedIndex, err error) {
 	if err := create(ctx, path); err != nil { // 8 KiB pages, as the log's
-		return nil, 0, err
+		return nil, ix, err
 	}
 	db, err := sql.Open("sqlite", dsn(path, []string{
 		"busy_timeout(10000)",
@@ -225,7 +233,7 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 		"journal_size_limit(67108864)",
 	}, "immediate"))
 	if err != nil {
-		return nil, 0, err
+		return nil, ix, err
 	}
 	defer func() {
 		if err != nil {
@@ -237,63 +245,34 @@ func tryOpenIndex(ctx context.Context, path string, logID []byte, maxGID int64) 
 	db.SetConnMaxLifetime(0)
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return nil, 0, err
+		return nil, ix, err
 	}
 	switch version {
 	case 0:
 		if _, err := db.ExecContext(ctx, indexSchema+fmt.Sprintf("PRAGMA user_version = %d;", indexVersion)); err != nil {
-			return nil, 0, fmt.Errorf("create: %w", err)
+			return nil, ix, fmt.Errorf("create: %w", err)
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO state (id, log_id, indexed) VALUES (0, ?, 0)`, logID); err != nil {
-			return nil, 0, fmt.Errorf("create: %w", err)
+			return nil, ix, fmt.Errorf("create: %w", err)
 		}
 	case indexVersion:
 	default:
-		return nil, 0, errStaleIndex{fmt.Sprintf("it has format %d, this binary writes %d", version, indexVersion)}
+		return nil, ix, errStaleIndex{fmt.Sprintf("it has format %d, this binary writes %d", version, indexVersion)}
 	}
 	var id []byte
-	var w int64
-	if err := db.QueryRowContext(ctx, `SELECT log_id, indexed FROM state WHERE id = 0`).Scan(&id, &w); err != nil {
-		return nil, 0, errStaleIndex{fmt.Sprintf("no state: %v", err)}
+	if err := db.QueryRowContext(ctx, `SELECT log_id, indexed FROM state WHERE id = 0`).Scan(&id, &ix.indexed); err != nil {
+		return nil, ix, errStaleIndex{fmt.Sprintf("no state: %v", err)}
 	}
 	if !bytes.Equal(id, logID) {
-		return nil, 0, errStaleIndex{"it was built from another log database"}
+		return nil, ix, errStaleIndex{"it was built from another log database"}
 	}
-	if w > maxGID {
-		return nil, 0, errStaleIndex{fmt.Sprintf("it holds events up to %d, the log only up to %d (restored from a backup?)", w, maxGID)}
+	if ix.indexed > maxGID {
+		return nil, ix, errStaleIndex{fmt.Sprintf("it holds events up to %d, the log only up to %d (restored from a backup?)", ix.indexed, maxGID)}
 	}
-	if err := checkSegments(ctx, db); err != nil {
-		return nil, 0, err
+	if err := readSegments(ctx, db, &ix); err != nil {
+		return nil, ix, err
 	}
-	return db, w, nil
-}
-
-// checkSegments reports a live segment whose directory or Bloom filter
-// does not decode as a stale index, so that it is rebuilt rather than
-// keeping the server from starting.
-func checkSegments(ctx context.Context, db *sql.DB) error {
-	rows, err := db.QueryContext(ctx, `SELECT id, dir, bloom FROM segments WHERE state = 1`)
-	if err != nil {
-		return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var dir, bl []byte
-		if err := rows.Scan(&id, &dir, &bl); err != nil {
-			return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
-		}
-		if _, err := decodeDir(dir); err != nil {
-			return errStaleIndex{fmt.Sprintf("segment %d: %v", id, err)}
-		}
-		if _, err := decodeBloom(bl); err != nil {
-			return errStaleIndex{fmt.Sprintf("segment %d: %v", id, err)}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return errStaleIndex{fmt.Sprintf("read segments: %v", err)}
-	}
-	return nil
+	return db, ix, nil
 }
 
 // attachIndex is a connector whose connections see the index database as
@@ -334,14 +313,11 @@ func openReaders(logDSN, indexFile string, n int) (*sql.DB, error) {
 	return r, nil
 }
 
-func newIndexer(path string, db, log *sql.DB, committed, indexed int64, paused bool, logger *slog.Logger) (*indexer, error) {
+func newIndexer(path string, db, log *sql.DB, committed int64, ix openedIndex, paused bool, logger *slog.Logger) (*indexer, error) {
+	indexed, dead := ix.indexed, ix.dead
 	x := &indexer{db: db, log: log, logger: logger, committed: committed, indexed: indexed,
 		advanced: make(chan struct{}), wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), paused: paused, pages: newSegPages()}
-	dead, err := x.loadSegments(context.Background())
-	if err != nil {
-		return nil, err
-	}
+		stop: make(chan struct{}), done: make(chan struct{}), paused: paused, segs: ix.segs, pages: ix.pages}
 	// The index's WAL is copied back by a checkpointer of its own, as the
 	// log's is (walcheckpoint.go): a checkpoint fsyncs, and inside the
 	// indexer's commits the fsyncs stalled indexing, and so appends, on a

@@ -148,41 +148,44 @@ func (b *segBuilder) grow() {
 	}
 }
 
-// loadSegments reads the index's segments at open: the live ones become
-// x.segs; it returns the rest, left by a merge that did not finish or whose
-// sources were not all deleted yet, to be deleted.
-func (x *indexer) loadSegments(ctx context.Context) (dead []int64, _ error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, terms, state, dir, bloom FROM segments ORDER BY lo, id`)
+// readSegments reads an index's segments at open into ix: the live ones
+// with their directories and Bloom filters, and the rest, left by a merge
+// that did not finish or whose sources were not all deleted yet, to be
+// deleted. A live segment that does not decode makes the index stale, so
+// that it is rebuilt rather than keeping the server from starting.
+func readSegments(ctx context.Context, db *sql.DB, ix *openedIndex) error {
+	rows, err := db.QueryContext(ctx, `SELECT id, level, lo, hi, tmin, tmax, events, terms, state, dir, bloom FROM segments ORDER BY lo, id`)
 	if err != nil {
-		return nil, fmt.Errorf("read segments: %w", err)
+		return fmt.Errorf("read segments: %w", err)
 	}
 	defer rows.Close()
+	ix.pages = newSegPages()
 	for rows.Next() {
 		var s segment
 		var state int
 		var dir, bl []byte
 		if err := rows.Scan(&s.id, &s.level, &s.lo, &s.hi, &s.tmin, &s.tmax, &s.events, &s.terms, &state, &dir, &bl); err != nil {
-			return nil, fmt.Errorf("read segments: %w", err)
+			return fmt.Errorf("read segments: %w", err)
 		}
-		if state == 1 {
-			keys, err := decodeDir(dir) // checked at open (checkSegments)
-			if err != nil {
-				return nil, fmt.Errorf("segment %d: %w", s.id, err)
-			}
-			terms, err := decodeBloom(bl)
-			if err != nil {
-				return nil, fmt.Errorf("segment %d: %w", s.id, err)
-			}
-			x.pages.setDir(s.id, segDir{keys, terms})
-			x.segs = append(x.segs, s)
-		} else {
-			dead = append(dead, s.id)
+		if state != 1 {
+			ix.dead = append(ix.dead, s.id)
+			continue
 		}
+		keys, err := decodeDir(dir)
+		if err != nil {
+			return errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+		}
+		terms, err := decodeBloom(bl)
+		if err != nil {
+			return errStaleIndex{fmt.Sprintf("segment %d: %v", s.id, err)}
+		}
+		ix.pages.setDir(s.id, segDir{keys, terms})
+		ix.segs = append(ix.segs, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read segments: %w", err)
+		return fmt.Errorf("read segments: %w", err)
 	}
-	return dead, nil
+	return nil
 }
 
 // addSegment records a segment the indexer has written, and starts the

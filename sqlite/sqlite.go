@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("read log identity: %w", err)
 	}
 	ixPath := indexPath(cfg.Path)
-	ixdb, indexed, err := openIndex(ctx, ixPath, logID, maxGID, cfg.Logger)
+	ixdb, opened, err := openIndex(ctx, ixPath, logID, maxGID, cfg.Logger)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -140,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.r = r
-	if s.ix, err = newIndexer(ixPath, ixdb, r, maxGID, indexed, cfg.indexPaused, cfg.Logger); err != nil {
+	if s.ix, err = newIndexer(ixPath, ixdb, r, maxGID, opened, cfg.indexPaused, cfg.Logger); err != nil {
 		r.Close()
 		ixdb.Close()
 		w.Close()
