@@ -64,6 +64,7 @@ func (s *Store) LeafIndex(ctx context.Context, org, context string, hash [32]byt
 	if err != nil {
 		return 0, fmt.Errorf("find leaf hash: %w", err)
 	}
+	defer s.prepareStmts(ctx) // after the rollback: it needs a connection
 	defer tx.Rollback()
 	var w int64
 	if s.ix != nil {

@@ -772,3 +772,62 @@ func TestDamagedSegmentRebuilt(t *testing.T) {
 		t.Fatalf("%d events found after the rebuild, %d before", len(got), len(want))
 	}
 }
+
+// TestSearchWithEveryReaderBusy: a search holds a read connection for its
+// transaction and must not need a second one — for a context's name or a
+// statement not prepared yet, as right after a start — or searches that
+// arrive together, one per connection, wait on each other for ever. With
+// a single reader connection, one search is such a crowd.
+func TestSearchWithEveryReaderBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	want := indexFifty(t, path)
+	open := func() *Store {
+		s, err := Open(t.Context(), Config{Path: path, Readers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var found *cairn.StoredEvent
+	for _, f := range []cairn.Filter{
+		{Context: "app"},                     // the table walk
+		{Context: "app", ActorID: "user-3"},  // the index and its candidates
+		{Context: "app", Text: "alpha"},      // free text: the index alone
+		{Context: "app", Outcome: "failure"}, // another shape
+	} {
+		s := open() // nothing cached: every shape's first search
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		f.Limit = 1000
+		page, err := s.SearchEvents(ctx, "acme", f)
+		cancel()
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		all := f.ActorID == "" && f.Text == "" && f.Outcome == ""
+		if len(page.Items) == 0 || all && len(page.Items) != len(want) {
+			t.Fatalf("%+v: %d events (%d in the context)", f, len(page.Items), len(want))
+		}
+		found = page.Items[0]
+		// The statements the search prepared on its transaction are
+		// prepared on the pool once it is done, for the searches after.
+		s.mu.RLock()
+		n := len(s.stmts)
+		s.mu.RUnlock()
+		if n == 0 {
+			t.Errorf("%+v: no statement prepared for later searches", f)
+		}
+		s.Close()
+	}
+	// A proof's leaf lookup reads the index the same way.
+	s := open()
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	seq, err := s.LeafIndex(ctx, "acme", "app", found.LeafHash, int64(len(want)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != found.Seq {
+		t.Errorf("leaf at %d, want %d", seq, found.Seq)
+	}
+}

@@ -179,8 +179,9 @@ func TestSearchStatementsCached(t *testing.T) {
 		t.Fatalf("%d statements cached for three search shapes", n)
 	}
 	for i := range maxSearchStmts + 10 {
-		s.searchStmt(ctx, fmt.Sprintf("SELECT %d", i))
+		s.searchStmt(fmt.Sprintf("SELECT %d", i))
 	}
+	s.prepareStmts(ctx)
 	s.mu.RLock()
 	n = len(s.stmts)
 	s.mu.RUnlock()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +68,7 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
+	defer s.prepareStmts(ctx) // after the rollback: it needs a connection
 	defer tx.Rollback()
 	var queries []searchQuery
 	cut := false // the tail walk stops short of the index (a rebuild)
@@ -139,34 +141,66 @@ func (s *Store) tailFloor(w, before int64) int64 {
 // in practice; shapes past the bound are prepared per search.
 const maxSearchStmts = 256
 
-// searchStmt returns the prepared statement of a search's SQL, preparing it
-// on first use, or nil past maxSearchStmts or if preparing fails (the
-// search then prepares it itself and reports the error). Preparing was ~8 %
-// of a search's CPU at 10 M events; database/sql keeps each statement
-// prepared on every read connection that has run it.
-func (s *Store) searchStmt(ctx context.Context, query string) *sql.Stmt {
+// searchStmt returns the prepared statement of a search's SQL, or nil if
+// it has none yet (or is past maxSearchStmts): the search then prepares the
+// SQL on its own transaction, and prepareStmts prepares it for the searches
+// after. Preparing on the pool takes a connection of its own, and a search
+// waiting for one while it holds another waits for ever once searches hold
+// them all (TestSearchWithEveryReaderBusy). Preparing was ~8 % of a
+// search's CPU at 10 M events; database/sql keeps each statement prepared
+// on every read connection that has run it.
+func (s *Store) searchStmt(query string) *sql.Stmt {
 	s.mu.RLock()
 	st, ok := s.stmts[query]
-	n := len(s.stmts)
 	s.mu.RUnlock()
-	if ok || n >= maxSearchStmts {
+	if ok {
 		return st
-	}
-	st, err := s.r.PrepareContext(ctx, query)
-	if err != nil {
-		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.stmts[query]; ok {
-		st.Close()
-		return old
+	if st, ok := s.stmts[query]; ok {
+		return st
 	}
-	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
+	if len(s.stmts)+len(s.unprepared) < maxSearchStmts {
+		if s.unprepared == nil {
+			s.unprepared = map[string]struct{}{}
+		}
+		s.unprepared[query] = struct{}{}
 	}
-	s.stmts[query] = st
-	return st
+	return nil
+}
+
+// prepareStmts prepares the statements searches asked searchStmt for and
+// did not find. Its caller holds no read connection. A statement that
+// does not prepare is left to the next search, which prepares it on its
+// own transaction and reports the error.
+func (s *Store) prepareStmts(ctx context.Context) {
+	s.mu.RLock()
+	none := len(s.unprepared) == 0
+	s.mu.RUnlock()
+	if none {
+		return
+	}
+	s.mu.Lock()
+	queries := slices.Collect(maps.Keys(s.unprepared))
+	clear(s.unprepared)
+	s.mu.Unlock()
+	for _, q := range queries {
+		st, err := s.r.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if _, ok := s.stmts[q]; ok || len(s.stmts) >= maxSearchStmts {
+			st.Close()
+		} else {
+			if s.stmts == nil {
+				s.stmts = map[string]*sql.Stmt{}
+			}
+			s.stmts[q] = st
+		}
+		s.mu.Unlock()
+	}
 }
 
 // searchRows runs one query of a search, adding its rows to page; when the
@@ -175,7 +209,7 @@ func (s *Store) searchRows(ctx context.Context, tx *sql.Tx, q searchQuery, p *se
 	args := append(q.args, p.limit+1-len(page.Items))
 	var rows *sql.Rows
 	var err error
-	if st := s.searchStmt(ctx, q.sql); st != nil {
+	if st := s.searchStmt(q.sql); st != nil {
 		rows, err = tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	} else {
 		rows, err = tx.QueryContext(ctx, q.sql, args...)
@@ -196,7 +230,7 @@ func (s *Store) searchRows(ctx context.Context, tx *sql.Tx, q searchQuery, p *se
 			return nil
 		}
 		e.Org = org
-		if e.Context, err = s.contextName(ctx, ctxID); err != nil {
+		if e.Context, err = s.contextName(ctx, tx, ctxID); err != nil {
 			return err
 		}
 		u, err := uuid.FromBytes(id)

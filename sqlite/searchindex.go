@@ -102,7 +102,7 @@ func (s *Store) indexCursor(ctx context.Context, tx *sql.Tx, q termQuery) (curso
 	}
 	var stmts [2]*sql.Stmt
 	for i, q := range []string{searchProbe, searchPage} {
-		if st := s.searchStmt(ctx, q); st != nil {
+		if st := s.searchStmt(q); st != nil {
 			stmts[i] = tx.StmtContext(ctx, st)
 		} else if stmts[i], err = tx.PrepareContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("search: %w", err)

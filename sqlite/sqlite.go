@@ -57,6 +57,9 @@ type Store struct {
 	names    map[int64]ctxKey  // ctx id → name
 	orgs     map[string]int64
 	stmts    map[string]*sql.Stmt // prepared searches by SQL (read.go)
+	// unprepared is the SQL searches found no statement for, to prepare
+	// when they are done (read.go).
+	unprepared map[string]struct{}
 
 	frontiers frontiers    // the right edge of each context's tree (append.go)
 	hashReads atomic.Int64 // stored hashes appends read from the database (tests)
@@ -293,8 +296,10 @@ func (s *Store) orgID(ctx context.Context, q querier, org string) (int64, error)
 	return id, nil
 }
 
-// contextName returns the name of a context id (cached).
-func (s *Store) contextName(ctx context.Context, id int64) (string, error) {
+// contextName returns the name of a context id (cached), reading it with q
+// on a miss: a search passes its transaction, never the pool it holds a
+// connection of.
+func (s *Store) contextName(ctx context.Context, q querier, id int64) (string, error) {
 	s.mu.RLock()
 	k, ok := s.names[id]
 	s.mu.RUnlock()
@@ -302,7 +307,7 @@ func (s *Store) contextName(ctx context.Context, id int64) (string, error) {
 		return k.name, nil
 	}
 	var org, name string
-	err := s.r.QueryRowContext(ctx,
+	err := q.QueryRowContext(ctx,
 		`SELECT o.name, c.name FROM contexts c JOIN orgs o ON o.id = c.org_id WHERE c.id = ?`, id).Scan(&org, &name)
 	if err != nil {
 		return "", fmt.Errorf("context name: %w", err)
