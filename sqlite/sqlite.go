@@ -191,7 +191,9 @@ func create(ctx context.Context, path string) error {
 // each; with 64 MiB caches that was a third of a search's time at 10 M
 // events). Readers keep small caches, and no memory map, which SQLite also
 // drops on every change (a search at 10 M events: p50 3.2 ms with neither,
-// 4.4 with the map, 4.7–5.0 with a 64 MiB cache and the map).
+// 4.4 with the map, 4.7–5.0 with a 64 MiB cache and the map); the driver's
+// build caps a map at 2 GB besides (SQLITE_MAX_MMAP_SIZE), less than a
+// database of a few million events.
 var (
 	readerCache = "cache_size(-2048)"
 	readerMmap  = "mmap_size(0)"
