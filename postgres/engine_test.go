@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
@@ -483,6 +484,53 @@ func TestTimeWindowsOutOfOrder(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("window [%v, %v): got %d events, want %d", f.Since, f.Until, len(got), len(want))
+		}
+	}
+}
+
+// TestSearchWithEveryConnBusy: a search whose page names a context the
+// node has not cached yet must not need a second connection while its rows
+// hold one. Here the pool has two, the test holds one, and the search must
+// still answer.
+func TestSearchWithEveryConnBusy(t *testing.T) {
+	t.Parallel()
+	dsn, schema := newSchema(t)
+	ctx := t.Context()
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	writer := open()
+	if _, err := writer.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.CreateContext(ctx, &cairn.Context{Org: "acme", Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	want := appendTo(t, writer, "acme", "app", entries("acme", "app", 3, nil))
+
+	reader := open() // a fresh node: no context names cached
+	conn, err := reader.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	page, err := reader.SearchEvents(sctx, "acme", cairn.Filter{Limit: 50})
+	if err != nil {
+		t.Fatalf("search with one free connection: %v", err)
+	}
+	if len(page.Items) != len(want) {
+		t.Fatalf("search found %d events, want %d", len(page.Items), len(want))
+	}
+	for i, e := range page.Items {
+		if e.Context != "app" || e.Org != "acme" || e.ID != want[len(want)-1-i].ID {
+			t.Fatalf("item %d: %s/%s %s, want acme/app %s", i, e.Org, e.Context, e.ID, want[len(want)-1-i].ID)
 		}
 	}
 }

@@ -75,6 +75,7 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 	}
 	defer rows.Close()
 	page := &cairn.Page{}
+	var ctxIDs []int64 // of page.Items
 	for rows.Next() {
 		var e cairn.StoredEvent
 		var ctxID int64
@@ -87,14 +88,25 @@ func (s *Store) SearchEvents(ctx context.Context, org string, f cairn.Filter) (*
 			break
 		}
 		e.Org = org
-		if e.Context, err = s.contextName(ctx, ctxID); err != nil {
-			return nil, err
-		}
 		e.ID = uuid.UUID(id).String()
 		e.LeafHash = tlog.RecordHash(e.Leaf)
 		page.Items = append(page.Items, &e)
+		ctxIDs = append(ctxIDs, ctxID)
 	}
-	return page, dbErr("search", rows.Err())
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr("search", err)
+	}
+	// Context names are looked up once the rows have given their
+	// connection back: a lookup that misses the cache takes a connection
+	// of its own, and searches holding every connection of the pool while
+	// they wait for one would wait for ever (TestSearchWithEveryConnBusy).
+	for i, e := range page.Items {
+		if e.Context, err = s.contextName(ctx, ctxIDs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return page, nil
 }
 
 // searchQuery builds the SQL of a search. An empty query means nothing can
