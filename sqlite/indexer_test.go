@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -829,5 +830,58 @@ func TestSearchWithEveryReaderBusy(t *testing.T) {
 	}
 	if seq != found.Seq {
 		t.Errorf("leaf at %d, want %d", seq, found.Seq)
+	}
+}
+
+// TestLongRunsAcrossPages: a term's run longer than a page, probed by the
+// candidates of a shorter list (an AND), is decoded as the cursor moves and
+// continued on the next page; the index finds what a walk of the table
+// finds.
+func TestLongRunsAcrossPages(t *testing.T) {
+	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+	ctx := t.Context()
+	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"app", "other"} {
+		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, other := indexCorpus(0, 12000)
+	for len(app) > 0 {
+		n := min(len(app), 1000)
+		appendEntries(t, s, "acme", "app", app[:n])
+		app = app[n:]
+		n = min(len(other), 250)
+		appendEntries(t, s, "acme", "other", other[:n])
+		other = other[n:]
+		waitIndexed(t, s)
+	}
+	settleMerges(t, s)
+	ref, err := s.resolve(ctx, s.r, "acme", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A page is keyed by its last entry, so a run over k pages ends k-1
+	// of them.
+	var ending int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM ix.pages WHERE term = ?`,
+		token(ref.orgID, tokContext, strconv.FormatInt(ref.id, 10))).Scan(&ending); err != nil {
+		t.Fatal(err)
+	}
+	if ending < 3 {
+		t.Fatalf("the context's run ends %d pages: the corpus has no run over several pages", ending)
+	}
+	filters := append(slices.Clone(tailFilters),
+		cairn.Filter{Context: "app", ActorID: "user-5"},
+		cairn.Filter{Context: "app", Kind: cairn.KindUpdate, ActorID: "user-1"},
+		cairn.Filter{Context: "app", Outcome: cairn.OutcomeFailure, GroupID: "acme/unit-1/team-2"},
+	)
+	for _, f := range filters {
+		found, walked := searchAll(t, s, f), walkAll(t, s, f)
+		if !slices.Equal(found, walked) {
+			t.Errorf("%+v: the index finds %d events, a walk of the table %d", f, len(found), len(walked))
+		}
 	}
 }
