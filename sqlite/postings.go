@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"slices"
 )
@@ -394,25 +393,6 @@ func (c *termCursor) page(s segment, key pageKey) ([]byte, pageKey, error) {
 	return data, pageKey{}, nil
 }
 
-// findRun returns the run of term in a page, decoding no other run's gids.
-func findRun(data []byte, term int64) (run, bool, error) {
-	r, found, err := seekRun(data, term)
-	if !found || err != nil {
-		return run{}, false, err
-	}
-	gids := make([]int64, 0, r.left)
-	for {
-		g, ok, err := r.next()
-		if err != nil {
-			return run{}, false, err
-		}
-		if !ok {
-			return run{term: term, gids: gids, last: len(r.data) == 0}, true, nil
-		}
-		gids = append(gids, g)
-	}
-}
-
 // seekRun returns a reader of the run of term in a page, skipping the
 // runs before it without decoding their gids.
 func seekRun(data []byte, term int64) (runReader, bool, error) {
@@ -450,17 +430,6 @@ type runReader struct {
 	left    uint64 // gids not yet decoded
 	g       int64  // the last gid decoded
 	started bool
-}
-
-// next returns the run's next gid; false at its end.
-func (r *runReader) next() (int64, bool, error) {
-	if r.left == 0 {
-		return 0, false, nil
-	}
-	if _, err := r.seek(math.MaxInt64); err != nil {
-		return 0, false, err
-	}
-	return r.g, true, nil
 }
 
 // seek decodes the run's gids up to the first ≤ upTo, which it leaves in

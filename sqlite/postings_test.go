@@ -293,3 +293,34 @@ func TestBloom(t *testing.T) {
 	}
 	t.Logf("%d false positives in 100,000", fp)
 }
+
+// findRun returns the run of term in a page, decoded whole through seekRun
+// and runReader: what a cursor decodes piecemeal, for the tests.
+func findRun(data []byte, term int64) (run, bool, error) {
+	r, found, err := seekRun(data, term)
+	if !found || err != nil {
+		return run{}, false, err
+	}
+	gids := make([]int64, 0, r.left)
+	for {
+		g, ok, err := r.next()
+		if err != nil {
+			return run{}, false, err
+		}
+		if !ok {
+			return run{term: term, gids: gids, last: len(r.data) == 0}, true, nil
+		}
+		gids = append(gids, g)
+	}
+}
+
+// next returns the run's next gid; false at its end.
+func (r *runReader) next() (int64, bool, error) {
+	if r.left == 0 {
+		return 0, false, nil
+	}
+	if _, err := r.seek(math.MaxInt64); err != nil {
+		return 0, false, err
+	}
+	return r.g, true, nil
+}
