@@ -51,6 +51,22 @@ func openIndexed(t *testing.T, path string) *Store {
 	return s
 }
 
+// openCorpus opens a new store at path with the org acme and its contexts
+// app and other, which indexCorpus writes to.
+func openCorpus(t *testing.T, path string) *Store {
+	t.Helper()
+	s := openIndexed(t, path)
+	if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"app", "other"} {
+		if _, err := s.CreateContext(t.Context(), &cairn.Context{Org: "acme", Name: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
 func appendEntries(t *testing.T, s *Store, org, context string, entries []cairn.Entry) []cairn.Committed {
 	t.Helper()
 	res, err := s.Append(t.Context(), []*cairn.AppendRequest{{Org: org, Context: context, Entries: entries}})
@@ -126,17 +142,9 @@ var tailFilters = []cairn.Filter{
 // by every filter, paged with cursors across the watermark, with the same
 // results as once they are indexed; text search waits for the index.
 func TestSearchUnindexedTail(t *testing.T) {
-	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+	s := openCorpus(t, filepath.Join(t.TempDir(), "cairn.db"))
 	defer s.Close()
 	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"app", "other"} {
-		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: name}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	app, other := indexCorpus(0, 300)
 	appendEntries(t, s, "acme", "app", app)
 	appendEntries(t, s, "acme", "other", other)
@@ -548,16 +556,8 @@ func liveSegments(t *testing.T, s *Store) []segment {
 // and after, and after a restart.
 func TestIndexMerges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cairn.db")
-	s := openIndexed(t, path)
+	s := openCorpus(t, path)
 	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []string{"app", "other"} {
-		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: c}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	app, other := indexCorpus(0, 1100)
 	var committed []cairn.Committed
 	for i := 0; len(app) > 0; i++ {
@@ -838,16 +838,9 @@ func TestSearchWithEveryReaderBusy(t *testing.T) {
 // continued on the next page; the index finds what a walk of the table
 // finds.
 func TestLongRunsAcrossPages(t *testing.T) {
-	s := openIndexed(t, filepath.Join(t.TempDir(), "cairn.db"))
+	s := openCorpus(t, filepath.Join(t.TempDir(), "cairn.db"))
+	defer s.Close()
 	ctx := t.Context()
-	if _, err := s.CreateOrg(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []string{"app", "other"} {
-		if _, err := s.CreateContext(ctx, &cairn.Context{Org: "acme", Name: c}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	app, other := indexCorpus(0, 12000)
 	for len(app) > 0 {
 		n := min(len(app), 1000)
