@@ -263,7 +263,7 @@ type termCursor struct {
 	// quarter of such a search's CPU (actor.id&kind at 10 M events).
 	run  runReader
 	g    int64 // the run's current gid, when has; its last, once it ended
-	has  bool  // g is a gid ≤ the upTo of the load, not yet passed
+	has  bool  // g is the run's current gid: at or below every upTo so far, not yet passed
 	more bool  // the run ended with its page: the term may go on
 	// floor is the term's last gid on the current page when the page
 	// ends with the term (its key, from the segment's directory), else 0:
