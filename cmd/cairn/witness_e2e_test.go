@@ -129,10 +129,17 @@ func TestWitnessEndToEnd(t *testing.T) {
 	if _, _, err := torchwood.VerifyCheckpoint(cp, policy); err != nil {
 		t.Fatalf("the fail-closed checkpoint is not cosigned: %v\n%s", err, cp)
 	}
-	got, err := p.client.GetContext(ctx, "default", "app")
-	if err != nil || got.WitnessStatus == nil || len(got.WitnessStatus.Witnesses) != 1 ||
-		got.WitnessStatus.Witnesses[0].LastSuccess == nil || got.WitnessStatus.WitnessedSize == nil {
-		t.Fatalf("context witnessing = %+v, %v", got.WitnessStatus, err)
+	// The witness's status is recorded just after its cosignature is
+	// stored, so the cosigned checkpoint can be served a moment before it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := p.client.GetContext(ctx, "default", "app")
+		if err == nil && got.WitnessStatus != nil && len(got.WitnessStatus.Witnesses) == 1 &&
+			got.WitnessStatus.Witnesses[0].LastSuccess != nil && got.WitnessStatus.WitnessedSize != nil {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("context witnessing = %+v, %v", got.WitnessStatus, err)
+		}
 	}
 
 	// The exported copy catches up with the published checkpoint.
