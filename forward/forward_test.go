@@ -296,9 +296,12 @@ func TestParkResumeReplay(t *testing.T) {
 	e.caughtUp(t, "siem")
 	checkOrdered(t, e.sink.records(), map[string]int64{"app": 28})
 
-	// Replay from a seq delivers the tail again, in order.
+	// Replay from a seq delivers the tail again, in order. The forwarder
+	// is paused around each replay so that the status it returns shows the
+	// reset cursor: a running one may deliver the tail before Replay reads
+	// its status back.
 	before := len(e.sink.records())
-	st, err := e.svc.Replay(ctx, "acme", "siem", cairn.ReplayFrom{Context: "app", Seq: 20})
+	st, err := e.replayPaused(t, cairn.ReplayFrom{Context: "app", Seq: 20})
 	if err != nil || st.Cursors[0].Next != 20 {
 		t.Fatalf("replay from 20: %+v, %v", st, err)
 	}
@@ -320,7 +323,7 @@ func TestParkResumeReplay(t *testing.T) {
 	for want < 28 && recs[want].Event.ReceivedTime.Before(at) {
 		want++
 	}
-	st, err = e.svc.Replay(ctx, "acme", "siem", cairn.ReplayFrom{Time: at})
+	st, err = e.replayPaused(t, cairn.ReplayFrom{Time: at})
 	if err != nil || st.Cursors[0].Next != want {
 		t.Fatalf("replay from %v: cursor %+v, %v; want %d", at, st.Cursors, err, want)
 	}
@@ -334,6 +337,20 @@ func TestParkResumeReplay(t *testing.T) {
 	if st, err := e.svc.Replay(ctx, "acme", "siem", cairn.ReplayFrom{Seq: 1 << 40}); err != nil || st.Cursors[0].Next != 28 {
 		t.Fatalf("replay past the end: %+v, %v", st, err)
 	}
+}
+
+// replayPaused replays the forwarder siem while it is paused, and resumes
+// it.
+func (e *env) replayPaused(t *testing.T, from cairn.ReplayFrom) (*cairn.ForwarderStatus, error) {
+	t.Helper()
+	if _, err := e.svc.SetEnabled(t.Context(), "acme", "siem", false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.svc.Replay(t.Context(), "acme", "siem", from)
+	if _, err := e.svc.SetEnabled(t.Context(), "acme", "siem", true); err != nil {
+		t.Fatal(err)
+	}
+	return st, err
 }
 
 func TestFilters(t *testing.T) {
