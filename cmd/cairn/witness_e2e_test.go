@@ -137,8 +137,11 @@ func TestWitnessEndToEnd(t *testing.T) {
 			got.WitnessStatus.Witnesses[0].LastSuccess != nil && got.WitnessStatus.WitnessedSize != nil {
 			break
 		}
-		if err != nil || time.Now().After(deadline) {
-			t.Fatalf("context witnessing = %+v, %v", got.WitnessStatus, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("context witnessing = %+v", got.WitnessStatus)
 		}
 	}
 
