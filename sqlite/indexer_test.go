@@ -203,18 +203,7 @@ func TestSearchUnindexedTail(t *testing.T) {
 func TestIndexRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cairn.db")
-	setup := func(s *Store) {
-		if _, err := s.CreateOrg(t.Context(), "acme"); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range []string{"app", "other"} {
-			if _, err := s.CreateContext(t.Context(), &cairn.Context{Org: "acme", Name: name}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	s := openIndexed(t, path)
-	setup(s)
+	s := openCorpus(t, path)
 	app, other := indexCorpus(0, 150)
 	appendEntries(t, s, "acme", "app", app)
 	appendEntries(t, s, "acme", "other", other)
@@ -276,8 +265,7 @@ func TestIndexRebuilt(t *testing.T) {
 
 	// Another log's index.
 	otherPath := filepath.Join(t.TempDir(), "cairn.db")
-	o := openIndexed(t, otherPath)
-	setup(o)
+	o := openCorpus(t, otherPath)
 	app, _ = indexCorpus(1000, 50) // fewer events: only the identity tells
 	appendEntries(t, o, "acme", "app", app)
 	waitIndexed(t, o)
